@@ -1,0 +1,59 @@
+"""Where state lives: CEP_HOME, its run directories, and the state database `cep.db` with its migrations.
+
+Each area adds its tables here as a numbered migration, so one schema history covers the database.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import sqlite_utils
+
+from cep_core.db import Migrations, connect
+
+STATE_MIGRATIONS = Migrations("cep")
+
+
+def default_home() -> Path:
+    """CEP_HOME, else $XDG_DATA_HOME/cep, else ~/.local/share/cep."""
+    if os.environ.get("CEP_HOME"):
+        return Path(os.environ["CEP_HOME"]).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / "cep"
+
+
+def resolve_home(home: str | Path | None = None) -> Path:
+    return Path(home).expanduser() if home else default_home()
+
+
+def ensure_home(home: str | Path | None = None) -> Path:
+    """Create the home (mode 0700) and its runs/ folder; return its path."""
+    path = resolve_home(home)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    (path / "runs").mkdir(exist_ok=True, mode=0o700)
+    return path
+
+
+def runs_dir(home: str | Path | None = None) -> Path:
+    return resolve_home(home) / "runs"
+
+
+def state_db_path(home: str | Path | None = None) -> Path:
+    return resolve_home(home) / "cep.db"
+
+
+def traces_db_path(home: str | Path | None = None) -> Path:
+    """CEP_TRACES_DB, else CEP_HOME/traces.db: the trace store is its own database."""
+    if os.environ.get("CEP_TRACES_DB"):
+        return Path(os.environ["CEP_TRACES_DB"]).expanduser()
+    return resolve_home(home) / "traces.db"
+
+
+def open_state(home: str | Path | None = None) -> sqlite_utils.Database:
+    """Open `cep.db` under the home, creating and migrating it as needed."""
+    path = ensure_home(home)
+    db = connect(path / "cep.db")
+    STATE_MIGRATIONS.apply(db)
+    return db
