@@ -16,7 +16,7 @@ from cep_core.errors import CepError
 
 COMMAND_MODULES = [
     "cep_core.commands.score",
-    "cep_core.commands.cep",
+    "cep_core.commands.prefix",
     "cep_core.commands.demo",
 ]
 

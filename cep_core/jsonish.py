@@ -17,15 +17,15 @@ MAX_LITERAL_CHARS = 200_000
 _DECODER = json.JSONDecoder()
 _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
 _FENCE = re.compile(r"```[ \t]*[A-Za-z0-9_+-]*[ \t]*\r?\n?")
-_MISSING = object()
+MISSING = object()
 
 
 def loads_strict(text: str) -> Any:
-    """json.loads that returns _MISSING instead of raising."""
+    """json.loads that returns MISSING instead of raising."""
     try:
         return json.loads(text)
     except (ValueError, RecursionError, TypeError):
-        return _MISSING
+        return MISSING
 
 
 def loads_lenient(text: str) -> tuple[Any, bool]:
@@ -35,7 +35,7 @@ def loads_lenient(text: str) -> tuple[Any, bool]:
     value is None with strict False when nothing could be recovered.
     """
     value = loads_strict(text)
-    if value is not _MISSING:
+    if value is not MISSING:
         return value, True
     stripped = text.strip()
     if not stripped:
@@ -44,13 +44,13 @@ def loads_lenient(text: str) -> tuple[Any, bool]:
         try:
             value = ast.literal_eval(stripped)
         except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError, OverflowError):
-            value = _MISSING
-        if value is not _MISSING and isinstance(value, dict | list | str | int | float | bool | tuple):
+            value = MISSING
+        if value is not MISSING and isinstance(value, dict | list | str | int | float | bool | tuple):
             return _jsonable(value), False
     repaired = _TRAILING_COMMA.sub(r"\1", stripped)
     if repaired != stripped:
         value = loads_strict(repaired)
-        if value is not _MISSING:
+        if value is not MISSING:
             return value, False
     return None, False
 
