@@ -13,6 +13,8 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: the CPU build from local disk. An unpinned torch pulls a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
+	# BFCL's own checker, used by the tests as an oracle. --no-deps: its runtime stack (vllm, API SDKs) is not needed.
+	$(PY) -m pip install -q --no-deps bfcl-eval==2026.3.23
 	touch $(STAMP)
 
 install: $(STAMP)

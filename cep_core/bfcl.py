@@ -74,7 +74,9 @@ def read_jsonl(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
             try:
                 obj = json.loads(line)
             except ValueError as exc:
-                raise InputError(f"malformed JSON: {exc.msg} (column {exc.colno})", path=path, line=lineno) from exc
+                raise InputError(
+                    f"malformed JSON: {exc.msg} (column {exc.colno})", path=path, line=lineno
+                ) from exc
             if not isinstance(obj, dict):
                 raise InputError("expected a JSON object on each line", path=path, line=lineno)
             rows.append((lineno, obj))
@@ -90,23 +92,37 @@ def load_bfcl(path: str | Path) -> list[BfclEntry]:
     needs_answers = rule_for(category) not in ("irrelevance", "relevance")
     if needs_answers:
         if not apath.is_file():
-            raise InputError(f"no answer file at {apath} (BFCL keeps answers in possible_answer/ beside the "
-                             "question file)", path=path)
+            raise InputError(
+                f"no answer file at {apath} (BFCL keeps answers in possible_answer/ beside the "
+                "question file)",
+                path=path,
+            )
         for lineno, row in read_jsonl(apath):
             if "id" not in row or not isinstance(row.get("ground_truth"), list):
-                raise InputError("an answer line needs 'id' and a 'ground_truth' list", path=apath, line=lineno)
+                raise InputError(
+                    "an answer line needs 'id' and a 'ground_truth' list", path=apath, line=lineno
+                )
             answers[str(row["id"])] = row["ground_truth"]
     entries: list[BfclEntry] = []
     for lineno, row in read_jsonl(path):
         for key in ("id", "question", "function"):
             if key not in row:
-                raise InputError("a BFCL question line needs 'id', 'question' and 'function'", path=path,
-                                 line=lineno, field=key)
+                raise InputError(
+                    "a BFCL question line needs 'id', 'question' and 'function'",
+                    path=path,
+                    line=lineno,
+                    field=key,
+                )
         question = row["question"]
-        turn = question[0] if isinstance(question, list) and question and isinstance(question[0], list) else question
+        turn = (
+            question[0]
+            if isinstance(question, list) and question and isinstance(question[0], list)
+            else question
+        )
         if not isinstance(turn, list):
-            raise InputError("'question' must be a list of turns of messages", path=path, line=lineno,
-                             field="question")
+            raise InputError(
+                "'question' must be a list of turns of messages", path=path, line=lineno, field="question"
+            )
         entry_id = str(row["id"])
         truth = answers.get(entry_id) if needs_answers else None
         if needs_answers and truth is None:

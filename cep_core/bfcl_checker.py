@@ -33,8 +33,14 @@ PY_TYPES: dict[str, type] = {
 }
 NESTED_TYPES = ("array", "tuple")
 # JSON-Schema names used by the project's own eval sets, read as BFCL's.
-TYPE_ALIASES = {"number": "float", "object": "dict", "str": "string", "int": "integer", "bool": "boolean",
-                "list": "array"}
+TYPE_ALIASES = {
+    "number": "float",
+    "object": "dict",
+    "str": "string",
+    "int": "integer",
+    "bool": "boolean",
+    "list": "array",
+}
 
 _STANDARDIZE = re.compile(r"[ ,./\-_*^]")
 
@@ -61,7 +67,9 @@ def _answer_type(possible: list[Any]) -> type | None:
     return None
 
 
-def type_check(value: Any, possible: list[Any], expected: type, nested: type | None) -> tuple[bool, bool, str]:
+def type_check(
+    value: Any, possible: list[Any], expected: type, nested: type | None
+) -> tuple[bool, bool, str]:
     """(valid, is_variable, error_type) exactly as BFCL's type_checker decides them."""
     answer_type = _answer_type(possible)
     is_variable = answer_type is not None and answer_type != expected
@@ -172,7 +180,9 @@ def check_param(schema: dict[str, Any], value: Any, possible: list[Any]) -> str:
     return "" if value in possible else "value_error:others"
 
 
-def check_call(description: dict[str, Any] | None, call: ToolCall, answer: dict[str, dict[str, list[Any]]]) -> Verdict:
+def check_call(
+    description: dict[str, Any] | None, call: ToolCall, answer: dict[str, dict[str, list[Any]]]
+) -> Verdict:
     """BFCL's simple_function_checker: is `call` one of the calls `answer` accepts?"""
     if not isinstance(description, dict):
         return Verdict(False, "simple_function_checker:missing_description")
@@ -204,8 +214,9 @@ def find_description(functions: list[dict[str, Any]], name: str) -> dict[str, An
     return None
 
 
-def check_example(rule: str, functions: list[dict[str, Any]], calls: list[ToolCall],
-                  answers: list[dict[str, Any]] | None) -> Verdict:
+def check_example(
+    rule: str, functions: list[dict[str, Any]], calls: list[ToolCall], answers: list[dict[str, Any]] | None
+) -> Verdict:
     """BFCL's verdict for one entry, by the category's rule."""
     if rule == "irrelevance":
         return VALID if not calls else Verdict(False, "irrelevance:spurious_call")

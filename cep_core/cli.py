@@ -27,8 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="CEP Console engine: train, evaluate and watch small models that emit clean tool calls.",
     )
     parser.add_argument("--version", action="version", version=f"cep {__version__}")
-    parser.add_argument("--home", metavar="DIR",
-                        help="state directory (default: $CEP_HOME, else ~/.local/share/cep)")
+    parser.add_argument(
+        "--home", metavar="DIR", help="state directory (default: $CEP_HOME, else ~/.local/share/cep)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)

@@ -14,8 +14,9 @@ class CepError(Exception):
 class InputError(CepError):
     """Bad input: names the file and, where known, the line and field."""
 
-    def __init__(self, message: str, path: str | Path | None = None, line: int | None = None,
-                 field: str | None = None):
+    def __init__(
+        self, message: str, path: str | Path | None = None, line: int | None = None, field: str | None = None
+    ):
         self.path = str(path) if path is not None else None
         self.line = line
         self.field = field

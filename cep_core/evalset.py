@@ -59,8 +59,11 @@ def load_examples(path: str | Path, track: str = "toolcall") -> list[EvalExample
         raise InputError("no such file", path=path)
     if bfcl.is_bfcl_file(path):
         if track != "toolcall":
-            raise InputError("BFCL files are scored on the toolcall track; the structured track reads the "
-                             "project's eval format (messages, schema, expected)", path=path)
+            raise InputError(
+                "BFCL files are scored on the toolcall track; the structured track reads the "
+                "project's eval format (messages, schema, expected)",
+                path=path,
+            )
         return [_from_bfcl(e) for e in bfcl.load_bfcl(path)]
     examples = [_from_row(row, path, lineno, track) for lineno, row in bfcl.read_jsonl(path)]
     _check_unique(examples, path)
@@ -77,8 +80,13 @@ def _check_unique(examples: list[EvalExample], path: Path) -> None:
 
 def _from_bfcl(entry: bfcl.BfclEntry) -> EvalExample:
     return EvalExample(
-        id=entry.id, track="toolcall", category=entry.category, messages=entry.messages,
-        rule=bfcl.rule_for(entry.category), functions=entry.functions, answers=entry.ground_truth,
+        id=entry.id,
+        track="toolcall",
+        category=entry.category,
+        messages=entry.messages,
+        rule=bfcl.rule_for(entry.category),
+        functions=entry.functions,
+        answers=entry.ground_truth,
     )
 
 
@@ -101,8 +109,15 @@ def _from_row(row: dict[str, Any], path: Path, lineno: int, track: str) -> EvalE
         schema = row.get("schema")
         if schema is not None and not isinstance(schema, dict):
             raise fail("'schema' must be a JSON object", "schema")
-        return EvalExample(str(row["id"]), track, category, messages, rule="structured", schema=schema,
-                           expected=row["expected"])
+        return EvalExample(
+            str(row["id"]),
+            track,
+            category,
+            messages,
+            rule="structured",
+            schema=schema,
+            expected=row["expected"],
+        )
     tools = row.get("tools", [])
     if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
         raise fail("'tools' must be a list of function descriptions", "tools")
@@ -110,9 +125,12 @@ def _from_row(row: dict[str, Any], path: Path, lineno: int, track: str) -> EvalE
     if "ground_truth" in row:
         answers = row["ground_truth"]
         if not isinstance(answers, list) or not all(
-            isinstance(a, dict) and len(a) == 1 and all(isinstance(v, dict) for v in a.values()) for a in answers
+            isinstance(a, dict) and len(a) == 1 and all(isinstance(v, dict) for v in a.values())
+            for a in answers
         ):
-            raise fail("'ground_truth' must be a list of {function: {param: [acceptable values]}}", "ground_truth")
+            raise fail(
+                "'ground_truth' must be a list of {function: {param: [acceptable values]}}", "ground_truth"
+            )
     elif "expected_calls" in row:
         answers = []
         for i, call in enumerate(row["expected_calls"] or []):
@@ -127,4 +145,6 @@ def _from_row(row: dict[str, Any], path: Path, lineno: int, track: str) -> EvalE
     rule = row.get("rule") or ("parallel" if answers else "irrelevance")
     if rule not in RULES:
         raise fail(f"unknown rule {rule!r}: use one of {', '.join(RULES)}", "rule")
-    return EvalExample(str(row["id"]), track, category, messages, rule=rule, functions=functions, answers=answers)
+    return EvalExample(
+        str(row["id"]), track, category, messages, rule=rule, functions=functions, answers=answers
+    )

@@ -16,7 +16,11 @@ MAX_LITERAL_CHARS = 200_000
 
 _DECODER = json.JSONDecoder()
 _TRAILING_COMMA = re.compile(r",(\s*[}\]])")
-_FENCE = re.compile(r"```[ \t]*[A-Za-z0-9_+-]*[ \t]*\r?\n?")
+# A fence is a line of its own, or the very start or end of the text: JSON strings hold no raw newline,
+# so a ``` inside a value is never taken for a fence.
+_FENCE_LINE = re.compile(r"^[ \t]*```[ \t]*[A-Za-z0-9_+-]*[ \t]*\r?$", re.MULTILINE)
+_FENCE_START = re.compile(r"\A\s*```[A-Za-z0-9_+-]*[ \t]*")
+_FENCE_END = re.compile(r"[ \t]*```\s*\Z")
 MISSING = object()
 
 
@@ -102,4 +106,5 @@ def strip_fences(text: str) -> tuple[str, bool]:
     """Remove ``` fence markers (with an optional language tag); report whether there were any."""
     if "```" not in text:
         return text, False
-    return _FENCE.sub("", text).replace("```", ""), True
+    stripped = _FENCE_END.sub("", _FENCE_START.sub("", _FENCE_LINE.sub("", text)))
+    return stripped, stripped != text

@@ -22,19 +22,26 @@ def load_predictions(path: str | Path, known_ids: set[str] | None = None) -> dic
         elif "result" in row:
             output, fld = row["result"], "result"
         else:
-            raise InputError("a prediction needs an 'output' (the raw model text)", path=path, line=lineno,
-                             field="output")
+            raise InputError(
+                "a prediction needs an 'output' (the raw model text)", path=path, line=lineno, field="output"
+            )
         if output is None:
             output = ""
         if not isinstance(output, str):
-            raise InputError(f"'{fld}' must be the raw model text (a string), got {type(output).__name__}",
-                             path=path, line=lineno, field=fld)
+            raise InputError(
+                f"'{fld}' must be the raw model text (a string), got {type(output).__name__}",
+                path=path,
+                line=lineno,
+                field=fld,
+            )
         if known_ids is not None and pid not in known_ids:
-            raise InputError(f"unknown id {pid!r}: no example in the dataset has it", path=path, line=lineno,
-                             field="id")
+            raise InputError(
+                f"unknown id {pid!r}: no example in the dataset has it", path=path, line=lineno, field="id"
+            )
         if pid in outputs:
-            raise InputError(f"duplicate id {pid!r} (first on line {lines[pid]})", path=path, line=lineno,
-                             field="id")
+            raise InputError(
+                f"duplicate id {pid!r} (first on line {lines[pid]})", path=path, line=lineno, field="id"
+            )
         outputs[pid] = output
         lines[pid] = lineno
     return outputs

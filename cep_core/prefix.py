@@ -86,8 +86,12 @@ VARIANT_TEXTS: dict[str, str] = {
         '  ❌ <tool_call name="f"/>   ✅ <tool_call name="f">{"x": 1}</tool_call>',
         _VERIFY,
     ),
-    "structured": _block("Follow these formatting rules exactly.", _JSON_RULES, "Examples:\n" + _JSON_EXAMPLES, _VERIFY),
-    "toolcall": _block("Follow these formatting rules exactly.", _TOOL_RULES, "Examples:\n" + _TOOL_EXAMPLES, _VERIFY),
+    "structured": _block(
+        "Follow these formatting rules exactly.", _JSON_RULES, "Examples:\n" + _JSON_EXAMPLES, _VERIFY
+    ),
+    "toolcall": _block(
+        "Follow these formatting rules exactly.", _TOOL_RULES, "Examples:\n" + _TOOL_EXAMPLES, _VERIFY
+    ),
 }
 
 VARIANTS: tuple[str, ...] = tuple(VARIANT_TEXTS)
@@ -133,7 +137,7 @@ def strip_cep(text: str) -> str:
     end = text.find(CLOSE_MARK, start)
     if end < 0:
         return text
-    return text[:start] + text[end + len(CLOSE_MARK):].lstrip("\n")
+    return text[:start] + text[end + len(CLOSE_MARK) :].lstrip("\n")
 
 
 def apply_cep(messages: list[dict[str, Any]], cep: Cep | None) -> list[dict[str, Any]]:

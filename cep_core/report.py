@@ -16,7 +16,9 @@ from cep_core.taxonomy import DESCRIPTIONS, ErrorCategory
 def write_results(out_dir: str | Path, results: dict[str, Any], scores: list[ExampleScore]) -> Path:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / "results.json").write_text(
+        json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     with (out / "examples.jsonl").open("w", encoding="utf-8") as handle:
         for score in scores:
             handle.write(json.dumps(score.to_dict(), ensure_ascii=False) + "\n")
@@ -42,23 +44,40 @@ def results_table(results: dict[str, Any], title: str | None = None) -> Table:
     table.add_column("vs small model", justify="right")
     f1 = results["f1"]["macro"]
     headline = Text(pct(f1), style="bold green" if base["beats_llm"] else "bold")
-    table.add_row(base["metric"], headline,
-                  Text.assemble(signed_pct(base["delta_llm"]), f"  ({pct(base['llm'])})"),
-                  Text.assemble(signed_pct(base["delta_small_model"]), f"  ({pct(base['small_model'])})"))
+    table.add_row(
+        base["metric"],
+        headline,
+        Text.assemble(signed_pct(base["delta_llm"]), f"  ({pct(base['llm'])})"),
+        Text.assemble(signed_pct(base["delta_small_model"]), f"  ({pct(base['small_model'])})"),
+    )
     table.add_row("F1 (micro)", pct(results["f1"]["micro"]), "", "")
     strict = results["strict_f1"]
-    table.add_row("F1, format errors = fail", pct(strict), signed_pct(strict - base["llm"]),
-                  signed_pct(strict - base["small_model"]))
-    table.add_row("precision / recall",
-                  f"{pct(results['precision']['macro'])} / {pct(results['recall']['macro'])}", "", "")
+    table.add_row(
+        "F1, format errors = fail",
+        pct(strict),
+        signed_pct(strict - base["llm"]),
+        signed_pct(strict - base["small_model"]),
+    )
+    table.add_row(
+        "precision / recall",
+        f"{pct(results['precision']['macro'])} / {pct(results['recall']['macro'])}",
+        "",
+        "",
+    )
     if "argument_f1" in results:
         table.add_row("argument F1", pct(results["argument_f1"]["macro"]), "", "")
-    table.add_row("accuracy" + (" (BFCL)" if results["track"] == "toolcall" else " (exact)"),
-                  pct(results["accuracy"]), "", "")
+    table.add_row(
+        "accuracy" + (" (BFCL)" if results["track"] == "toolcall" else " (exact)"),
+        pct(results["accuracy"]),
+        "",
+        "",
+    )
     table.add_row("strict accuracy", pct(results["strict_accuracy"]), "", "")
     table.add_row("format compliance", pct(results["format_compliance"]), "", "")
     if results.get("missing_predictions"):
-        table.add_row(Text("missing predictions", style="yellow"), str(results["missing_predictions"]), "", "")
+        table.add_row(
+            Text("missing predictions", style="yellow"), str(results["missing_predictions"]), "", ""
+        )
     return table
 
 
@@ -81,9 +100,16 @@ def categories_table(results: dict[str, Any]) -> Table | None:
     if len(results["by_category"]) < 2:
         return None
     table = Table(title="by category", title_justify="left")
-    for col, justify in (("category", "left"), ("n", "right"), ("accuracy", "right"), ("F1", "right"),
-                         ("format", "right")):
+    for col, justify in (
+        ("category", "left"),
+        ("n", "right"),
+        ("accuracy", "right"),
+        ("F1", "right"),
+        ("format", "right"),
+    ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for category, row in results["by_category"].items():
-        table.add_row(category, str(row["n"]), pct(row["accuracy"]), pct(row["f1"]), pct(row["format_compliance"]))
+        table.add_row(
+            category, str(row["n"]), pct(row["accuracy"]), pct(row["f1"]), pct(row["format_compliance"])
+        )
     return table

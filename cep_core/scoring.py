@@ -93,8 +93,13 @@ def _f1(precision: float, recall: float) -> float:
 # ---------------------------------------------------------------- toolcall track
 
 
-def score_toolcall(example: EvalExample, output: str, expected_format: CallFormat = CallFormat.TARGET,
-                   missing: bool = False, strict: bool = False) -> ExampleScore:
+def score_toolcall(
+    example: EvalExample,
+    output: str,
+    expected_format: CallFormat = CallFormat.TARGET,
+    missing: bool = False,
+    strict: bool = False,
+) -> ExampleScore:
     parsed = parse_tool_calls(output, expected_format)
     # Strict: an output with any format error counts as one the caller could not parse.
     calls = [] if strict and parsed.errors else parsed.calls
@@ -129,10 +134,22 @@ def score_toolcall(example: EvalExample, output: str, expected_format: CallForma
         errors[_error_from_verdict(verdict.error_type)] = None
     precision, recall = _pr(matched, n_pred, n_exp)
     return ExampleScore(
-        id=example.id, category=example.category, correct=verdict.valid, f1=_f1(precision, recall),
-        precision=precision, recall=recall, errors=list(errors), format_ok=not parsed.errors, calls=calls,
-        matched=matched, predicted=n_pred, expected=n_exp, arg_matched=arg_m, arg_predicted=arg_p,
-        arg_expected=arg_e, missing=missing,
+        id=example.id,
+        category=example.category,
+        correct=verdict.valid,
+        f1=_f1(precision, recall),
+        precision=precision,
+        recall=recall,
+        errors=list(errors),
+        format_ok=not parsed.errors,
+        calls=calls,
+        matched=matched,
+        predicted=n_pred,
+        expected=n_exp,
+        arg_matched=arg_m,
+        arg_predicted=arg_p,
+        arg_expected=arg_e,
+        missing=missing,
     )
 
 
@@ -155,7 +172,9 @@ def _error_from_verdict(error_type: str) -> str:
     return E.WRONG_VALUE
 
 
-def _signature_errors(functions: list[dict[str, Any]], calls: list[ToolCall], errors: dict[str, None]) -> None:
+def _signature_errors(
+    functions: list[dict[str, Any]], calls: list[ToolCall], errors: dict[str, None]
+) -> None:
     """Errors a call has against the offered signatures alone, whatever the answer."""
     for call in calls:
         description = find_description(functions, call.name)
@@ -170,8 +189,9 @@ def _signature_errors(functions: list[dict[str, Any]], calls: list[ToolCall], er
             errors[E.MISSING_REQUIRED_PARAM] = None
 
 
-def _pair_weight(functions: list[dict[str, Any]], call: ToolCall, answer: dict[str, Any]
-                 ) -> tuple[bool, int, int, dict[str, None]]:
+def _pair_weight(
+    functions: list[dict[str, Any]], call: ToolCall, answer: dict[str, Any]
+) -> tuple[bool, int, int, dict[str, None]]:
     """(full match, accepted args, expected args, content errors) of one predicted call against one answer.
 
     `full` is BFCL's check_call verdict, derived from the same per-argument checks so each runs once.
@@ -207,8 +227,9 @@ def _pair_weight(functions: list[dict[str, Any]], call: ToolCall, answer: dict[s
     return full, accepted, expected, errors
 
 
-def _match_calls(functions: list[dict[str, Any]], calls: list[ToolCall], answers: list[dict[str, Any]]
-                 ) -> tuple[int, int, int, int, dict[str, None]]:
+def _match_calls(
+    functions: list[dict[str, Any]], calls: list[ToolCall], answers: list[dict[str, Any]]
+) -> tuple[int, int, int, int, dict[str, None]]:
     """Optimal one-to-one pairing: most full matches first, then most accepted arguments.
 
     Returns (matched calls, matched args, predicted args, expected args, content errors of paired calls).
@@ -218,9 +239,15 @@ def _match_calls(functions: list[dict[str, Any]], calls: list[ToolCall], answers
     if not calls or not answers:
         return 0, 0, arg_predicted, sum(unpaired_expected), {}
     table = [[_pair_weight(functions, call, ans) for ans in answers] for call in calls]
-    big = 1 + max(len(c.arguments) for c in calls)
-    weights = [[(big * cell[0] + cell[1]) if calls[i].name == next(iter(answers[j])) else -1
-                for j, cell in enumerate(row)] for i, row in enumerate(table)]
+    # A full match outweighs any set of partial pairs; any same-name pair beats leaving a call unpaired.
+    big = (1 + max(len(c.arguments) for c in calls)) * len(calls) + 1
+    weights = [
+        [
+            (big * cell[0] + cell[1] + 1) if calls[i].name == next(iter(answers[j])) else -1
+            for j, cell in enumerate(row)
+        ]
+        for i, row in enumerate(table)
+    ]
     pairs = _assign(weights)
     matched = arg_matched = 0
     arg_expected = sum(unpaired_expected)
@@ -262,7 +289,9 @@ def _assign(weights: list[list[int]]) -> list[tuple[int, int]]:
 
 
 def _assign_greedy(weights: list[list[int]]) -> list[tuple[int, int]]:
-    cells = sorted(((w, i, j) for i, row in enumerate(weights) for j, w in enumerate(row) if w >= 0), reverse=True)
+    cells = sorted(
+        ((w, i, j) for i, row in enumerate(weights) for j, w in enumerate(row) if w >= 0), reverse=True
+    )
     used_rows: set[int] = set()
     used_cols: set[int] = set()
     pairs = []
@@ -307,14 +336,26 @@ def _typed(value: Any) -> tuple[Any, ...]:
     return ("string", str(value))
 
 
-def score_structured(example: EvalExample, output: str, missing: bool = False, strict: bool = False
-                     ) -> ExampleScore:
+def score_structured(
+    example: EvalExample, output: str, missing: bool = False, strict: bool = False
+) -> ExampleScore:
     parsed = parse_structured(output)
     errors: dict[str, None] = {str(e): None for e in parsed.errors}
     if not parsed.recovered or (strict and parsed.errors):
         expected_leaves = json_leaves(example.expected)
-        return ExampleScore(example.id, example.category, False, 0.0, 0.0, 0.0, list(errors), False,
-                            predicted=0, expected=len(expected_leaves), missing=missing)
+        return ExampleScore(
+            example.id,
+            example.category,
+            False,
+            0.0,
+            0.0,
+            0.0,
+            list(errors),
+            False,
+            predicted=0,
+            expected=len(expected_leaves),
+            missing=missing,
+        )
     predicted = Counter(json_leaves(parsed.value))
     expected = Counter(json_leaves(example.expected))
     matched = sum((predicted & expected).values())
@@ -325,15 +366,30 @@ def score_structured(example: EvalExample, output: str, missing: bool = False, s
     if not correct and not any(not _is_format(e) for e in errors):
         errors[E.WRONG_VALUE] = None
     return ExampleScore(
-        example.id, example.category, correct, _f1(precision, recall), precision, recall, list(errors),
-        format_ok=not parsed.errors, value=parsed.value, matched=matched, predicted=sum(predicted.values()),
-        expected=sum(expected.values()), missing=missing,
+        example.id,
+        example.category,
+        correct,
+        _f1(precision, recall),
+        precision,
+        recall,
+        list(errors),
+        format_ok=not parsed.errors,
+        value=parsed.value,
+        matched=matched,
+        predicted=sum(predicted.values()),
+        expected=sum(expected.values()),
+        missing=missing,
     )
 
 
 _JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,), "array": (list,),
-    "object": (dict,), "null": (type(None),),
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+    "array": (list,),
+    "object": (dict,),
+    "null": (type(None),),
 }
 
 
@@ -356,8 +412,12 @@ def _schema_errors(schema: dict[str, Any], value: Any, errors: dict[str, None]) 
 # ---------------------------------------------------------------- aggregate
 
 
-def score_example(example: EvalExample, output: str | None, expected_format: CallFormat = CallFormat.TARGET,
-                  strict: bool = False) -> ExampleScore:
+def score_example(
+    example: EvalExample,
+    output: str | None,
+    expected_format: CallFormat = CallFormat.TARGET,
+    strict: bool = False,
+) -> ExampleScore:
     missing = output is None
     text = output or ""
     if example.track == "structured":
@@ -379,10 +439,14 @@ def aggregate(track: str, scores: Iterable[ExampleScore]) -> dict[str, Any]:
     """results.json: the track's figures, error counts, per-category figures and the baseline deltas."""
     scores = list(scores)
     n = len(scores)
-    micro_p, micro_r = _pr(sum(s.matched for s in scores), sum(s.predicted for s in scores),
-                           sum(s.expected for s in scores))
-    arg_p, arg_r = _pr(sum(s.arg_matched for s in scores), sum(s.arg_predicted for s in scores),
-                       sum(s.arg_expected for s in scores))
+    micro_p, micro_r = _pr(
+        sum(s.matched for s in scores), sum(s.predicted for s in scores), sum(s.expected for s in scores)
+    )
+    arg_p, arg_r = _pr(
+        sum(s.arg_matched for s in scores),
+        sum(s.arg_predicted for s in scores),
+        sum(s.arg_expected for s in scores),
+    )
     errors = Counter(e for s in scores for e in s.errors)
     f1_macro = _mean([s.f1 for s in scores])
     by_category: dict[str, dict[str, Any]] = {}
@@ -420,9 +484,13 @@ def aggregate(track: str, scores: Iterable[ExampleScore]) -> dict[str, Any]:
     return results
 
 
-def score_all(examples: list[EvalExample], outputs: dict[str, str], track: str,
-              expected_format: CallFormat = CallFormat.TARGET, strict: bool = False
-              ) -> tuple[dict[str, Any], list[ExampleScore]]:
+def score_all(
+    examples: list[EvalExample],
+    outputs: dict[str, str],
+    track: str,
+    expected_format: CallFormat = CallFormat.TARGET,
+    strict: bool = False,
+) -> tuple[dict[str, Any], list[ExampleScore]]:
     """Score every example; an example without an output is scored as an empty output and reported."""
     scores = [score_example(ex, outputs.get(ex.id), expected_format, strict) for ex in examples]
     results = aggregate(track, scores)

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from cep_core.jsonish import MISSING, find_json_values, loads_lenient, loads_strict, strip_fences
-
 from cep_core.taxonomy import ErrorCategory as E
 
 
@@ -52,10 +51,10 @@ def parse_structured(text: Any) -> StructuredParse:
         return StructuredParse(value, True, list(errors))
     first, last = body.find("{"), body.rfind("}")
     if 0 <= first < last:
-        value, _ = loads_lenient(body[first:last + 1])
+        value, _ = loads_lenient(body[first : last + 1])
         if value is not None:
             errors[E.INVALID_JSON] = None
-            if body[:first].strip() or body[last + 1:].strip():
+            if body[:first].strip() or body[last + 1 :].strip():
                 errors[E.PROSE_AROUND_OUTPUT] = None
             return StructuredParse(value, True, list(errors))
     errors[E.INVALID_JSON] = None

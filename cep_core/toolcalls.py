@@ -51,9 +51,12 @@ class ToolCallParse:
 
 # An opening tag whose attribute values may hold '>' inside quotes; a loose form catches the rest.
 _ATTR = r"""\s+[A-Za-z_:][-\w:.]*\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'>/]+)"""
-_OPEN = re.compile(rf"<tool_call(?P<attrs>(?:{_ATTR})*)\s*(?P<self>/?)>|<tool_call\b(?P<loose>[^>]*?)(?P<lself>/?)>")
+_OPEN = re.compile(
+    rf"<tool_call(?P<attrs>(?:{_ATTR})*)\s*(?P<self>/?)>|<tool_call\b(?P<loose>[^>]*?)(?P<lself>/?)>"
+)
 _CLOSE = re.compile(r"</tool_call\s*>")
 _ATTR_PAIR = re.compile(r"""([A-Za-z_:][-\w:.]*)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'>/]+))""")
+_DECODER = json.JSONDecoder()
 _PY_CALL_START = re.compile(r"^\[?\s*[A-Za-z_][\w.]*\s*\(")
 MAX_PY_CALL_CHARS = 20_000
 
@@ -69,7 +72,9 @@ def parse_tool_calls(text: Any, expected: CallFormat | str = CallFormat.TARGET) 
     else:
         calls, sources = _parse_untagged(text, errors)
     if calls or sources:
-        if expected is CallFormat.TARGET and ("hermes" in sources or "json" in sources or "python" in sources):
+        if expected is CallFormat.TARGET and (
+            "hermes" in sources or "json" in sources or "python" in sources
+        ):
             errors[E.WRONG_FORMAT] = None
         if expected is CallFormat.HERMES and ("target" in sources or "python" in sources):
             errors[E.WRONG_FORMAT] = None
@@ -84,23 +89,16 @@ def _parse_tagged(text: str, errors: dict[E, None]) -> tuple[list[ToolCall], set
     calls: list[ToolCall] = []
     sources: set[str] = set()
     outside: list[str] = []
-    opens = list(_OPEN.finditer(body_text))
-    closes = list(_CLOSE.finditer(body_text))
     pos = 0
-    oi = ci = 0
-    while oi < len(opens) or ci < len(closes):
-        while ci < len(closes) and closes[ci].start() < pos:
-            ci += 1
-        while oi < len(opens) and opens[oi].start() < pos:
-            oi += 1
-        nxt_open = opens[oi] if oi < len(opens) else None
-        nxt_close = closes[ci] if ci < len(closes) else None
+    while True:
+        nxt_open = _OPEN.search(body_text, pos)
+        nxt_close = _CLOSE.search(body_text, pos)
         if nxt_open is None and nxt_close is None:
             break
         if nxt_open is None or (nxt_close is not None and nxt_close.start() < nxt_open.start()):
             # A closing tag with no opening tag before it: the call is whatever JSON precedes it.
             errors[E.MISSING_OPEN_TAG] = None
-            segment = body_text[pos:nxt_close.start()]
+            segment = body_text[pos : nxt_close.start()]
             values = find_json_values(segment, "{")
             if values:
                 start, _end, _value = values[-1]
@@ -109,29 +107,14 @@ def _parse_tagged(text: str, errors: dict[E, None]) -> tuple[list[ToolCall], set
             else:
                 outside.append(segment)
             pos = nxt_close.end()
-            ci += 1
             continue
-        outside.append(body_text[pos:nxt_open.start()])
+        outside.append(body_text[pos : nxt_open.start()])
         attrs = _attributes(nxt_open)
-        self_closing = bool(nxt_open.group("self") or nxt_open.group("lself"))
-        after = nxt_open.end()
-        oi += 1
-        if self_closing:
+        if nxt_open.group("self") or nxt_open.group("lself"):
             errors[E.SELF_CLOSING_TAG] = None
-            body = ""
-            pos = after
+            body, pos = "", nxt_open.end()
         else:
-            following_open = opens[oi].start() if oi < len(opens) else len(body_text)
-            while ci < len(closes) and closes[ci].start() < after:
-                ci += 1
-            if ci < len(closes) and closes[ci].start() < following_open:
-                body = body_text[after:closes[ci].start()]
-                pos = closes[ci].end()
-                ci += 1
-            else:
-                errors[E.MISSING_CLOSE_TAG] = None
-                body = body_text[after:following_open]
-                pos = following_open
+            body, pos = _tag_body(body_text, nxt_open.end(), errors)
         if "name" in attrs:
             _call_from_target_tag(attrs, body, errors, calls, sources)
         else:
@@ -142,6 +125,31 @@ def _parse_tagged(text: str, errors: dict[E, None]) -> tuple[list[ToolCall], set
     return calls, sources
 
 
+def _tag_body(text: str, after: int, errors: dict[E, None]) -> tuple[str, int]:
+    """The body of an opening tag and where scanning resumes.
+
+    A JSON body is read with the JSON decoder first, so a tag written inside a string value does not end
+    the body; otherwise the body runs to the next closing tag, or (missing close) to the next opening tag.
+    """
+    first = len(text) - len(text[after:].lstrip())
+    if first < len(text) and text[first] in "{[":
+        try:
+            _value, end = _DECODER.raw_decode(text, first)
+        except (ValueError, RecursionError):
+            end = -1
+        if end > 0:
+            close = _CLOSE.match(text, len(text) - len(text[end:].lstrip()))
+            if close:
+                return text[after:end], close.end()
+    nxt_close = _CLOSE.search(text, after)
+    nxt_open = _OPEN.search(text, after)
+    following_open = nxt_open.start() if nxt_open else len(text)
+    if nxt_close and nxt_close.start() < following_open:
+        return text[after : nxt_close.start()], nxt_close.end()
+    errors[E.MISSING_CLOSE_TAG] = None
+    return text[after:following_open], following_open
+
+
 def _attributes(match: re.Match[str]) -> dict[str, str]:
     raw = match.group("attrs") if match.group("attrs") is not None else (match.group("loose") or "")
     out: dict[str, str] = {}
@@ -150,8 +158,9 @@ def _attributes(match: re.Match[str]) -> dict[str, str]:
     return out
 
 
-def _call_from_target_tag(attrs: dict[str, str], body: str, errors: dict[E, None],
-                          calls: list[ToolCall], sources: set[str]) -> None:
+def _call_from_target_tag(
+    attrs: dict[str, str], body: str, errors: dict[E, None], calls: list[ToolCall], sources: set[str]
+) -> None:
     name = attrs["name"].strip()
     sources.add("target")
     raw_args = body.strip()
@@ -168,7 +177,7 @@ def _call_from_target_tag(attrs: dict[str, str], body: str, errors: dict[E, None
         values = find_json_values(raw_args, "{")
         value = values[0][2] if values else None
         strict = False
-        if value is not None and raw_args[: values[0][0]].strip() + raw_args[values[0][1]:].strip():
+        if value is not None and raw_args[: values[0][0]].strip() + raw_args[values[0][1] :].strip():
             errors[E.PROSE_AROUND_OUTPUT] = None
     if not strict:
         errors[E.INVALID_JSON] = None
@@ -183,7 +192,9 @@ def _call_from_target_tag(attrs: dict[str, str], body: str, errors: dict[E, None
         calls.append(ToolCall(name, {}))
 
 
-def _calls_from_hermes_body(body: str, errors: dict[E, None], calls: list[ToolCall], sources: set[str]) -> None:
+def _calls_from_hermes_body(
+    body: str, errors: dict[E, None], calls: list[ToolCall], sources: set[str]
+) -> None:
     raw = body.strip()
     value, strict = loads_lenient(raw) if raw else (None, False)
     if value is None and raw:
@@ -191,7 +202,7 @@ def _calls_from_hermes_body(body: str, errors: dict[E, None], calls: list[ToolCa
         if values:
             value = values[0][2]
             strict = False
-            if raw[: values[0][0]].strip() or raw[values[0][1]:].strip():
+            if raw[: values[0][0]].strip() or raw[values[0][1] :].strip():
                 errors[E.PROSE_AROUND_OUTPUT] = None
     if not strict:
         errors[E.INVALID_JSON] = None
@@ -319,7 +330,9 @@ def render_target(calls: list[ToolCall]) -> str:
 def render_hermes(calls: list[ToolCall]) -> str:
     """Hermes tags with strict JSON inside (the dataset writes Python literals; we write JSON)."""
     return "\n".join(
-        "<tool_call>\n" + json.dumps({"name": c.name, "arguments": c.arguments}, ensure_ascii=False) + "\n</tool_call>"
+        "<tool_call>\n"
+        + json.dumps({"name": c.name, "arguments": c.arguments}, ensure_ascii=False)
+        + "\n</tool_call>"
         for c in calls
     )
 

@@ -29,8 +29,10 @@ def run(args: argparse.Namespace) -> int:
     samples = resources.files("cep_core") / "samples"
     console.print("[bold]CEP Console demo[/bold] — scoring the built-in outputs of an untuned small model\n")
     for track in ("toolcall", "structured"):
-        with resources.as_file(samples / f"demo_{track}.jsonl") as data, \
-                resources.as_file(samples / f"demo_{track}_predictions.jsonl") as preds:
+        with (
+            resources.as_file(samples / f"demo_{track}.jsonl") as data,
+            resources.as_file(samples / f"demo_{track}_predictions.jsonl") as preds,
+        ):
             examples = load_examples(data, track)
             results, _ = score_all(examples, load_predictions(preds, {e.id for e in examples}), track)
             console.print(results_table(results, title=f"{track} track — {results['n']} sample outputs"))
@@ -41,5 +43,7 @@ def run(args: argparse.Namespace) -> int:
     console.print("The CEP variants that teach the format (`cep prefix show universal`):")
     for name in VARIANTS:
         console.print(f"  {name:<11} sha256 {get_cep(name).sha256[:16]}…")
-    console.print("\nScore your own outputs: cep score --dataset BFCL_v4_simple_python.json --predictions preds.jsonl")
+    console.print(
+        "\nScore your own outputs: cep score --dataset BFCL_v4_simple_python.json --predictions preds.jsonl"
+    )
     return 0

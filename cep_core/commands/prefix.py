@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from cep_core.commands import print_json, stdout_console
 
@@ -55,7 +56,7 @@ def _apply(args: argparse.Namespace) -> int:
     cep = get_cep(args.name)
     source = "<stdin>" if args.messages == "-" else args.messages
     try:
-        text = sys.stdin.read() if args.messages == "-" else open(args.messages, encoding="utf-8").read()
+        text = sys.stdin.read() if args.messages == "-" else Path(args.messages).read_text(encoding="utf-8")
         messages = json.loads(text)
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror}", path=source) from exc

@@ -8,17 +8,28 @@ from cep_core.commands import print_json, stderr_console, stdout_console
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("score", help="score model outputs (BFCL-compatible tool calls, or structured JSON)",
-                       description="Score PREDS.jsonl ({id, output} per line) against a dataset. PATH is a BFCL "
-                       "question file (answers from possible_answer/ beside it), a folder of them, or a JSONL "
-                       "file in the project's eval format.")
+    p = sub.add_parser(
+        "score",
+        help="score model outputs (BFCL-compatible tool calls, or structured JSON)",
+        description="Score PREDS.jsonl ({id, output} per line) against a dataset. PATH is a BFCL "
+        "question file (answers from possible_answer/ beside it), a folder of them, or a JSONL "
+        "file in the project's eval format.",
+    )
     p.add_argument("--track", choices=["toolcall", "structured"], default="toolcall")
     p.add_argument("--dataset", required=True, metavar="PATH")
     p.add_argument("--predictions", required=True, metavar="PREDS.jsonl")
-    p.add_argument("--format", dest="call_format", choices=["target", "hermes"], default="target",
-                   help="the tool-call format the model was asked for (default: target)")
-    p.add_argument("--strict", action="store_true",
-                   help="score any output with a format error as unparseable (default: score what is recovered)")
+    p.add_argument(
+        "--format",
+        dest="call_format",
+        choices=["target", "hermes"],
+        default="target",
+        help="the tool-call format the model was asked for (default: target)",
+    )
+    p.add_argument(
+        "--strict",
+        action="store_true",
+        help="score any output with a format error as unparseable (default: score what is recovered)",
+    )
     p.add_argument("--out", metavar="DIR", help="write results.json and examples.jsonl here")
     p.add_argument("--json", action="store_true", help="print results.json to stdout")
     p.set_defaults(func=run)
@@ -49,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
             console.print(f"wrote {args.out}/results.json and {args.out}/examples.jsonl")
     if results["missing_predictions"]:
         shown = ", ".join(results["missing_ids"][:5])
-        stderr_console().print(f"[yellow]{results['missing_predictions']} example(s) had no prediction and were "
-                               f"scored as empty outputs: {shown}{' …' if results['missing_predictions'] > 5 else ''}")
+        stderr_console().print(
+            f"[yellow]{results['missing_predictions']} example(s) had no prediction and were "
+            f"scored as empty outputs: {shown}{' …' if results['missing_predictions'] > 5 else ''}"
+        )
     return 0

@@ -1,0 +1,187 @@
+"""Metric definitions: toolcall F1 (optimal matching), argument F1, structured F1, format compliance, baselines."""
+
+from __future__ import annotations
+
+import pytest
+
+from cep_core.evalset import EvalExample
+from cep_core.scoring import aggregate, json_leaves, score_all, score_example
+from cep_core.toolcalls import ToolCall, render_target
+
+WEATHER = {
+    "name": "get_weather",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "unit": {"type": "string"}},
+        "required": ["city"],
+    },
+}
+TIME = {
+    "name": "get_time",
+    "parameters": {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]},
+}
+
+
+def toolcall_example(answers, rule="parallel", functions=(WEATHER, TIME), ex_id="x"):
+    return EvalExample(ex_id, "toolcall", "test", [], rule=rule, functions=list(functions), answers=answers)
+
+
+def weather(city, unit=None):
+    return {"get_weather": {"city": [city], **({"unit": [unit]} if unit else {})}}
+
+
+def out(*calls):
+    return render_target([ToolCall(n, a) for n, a in calls])
+
+
+def test_perfect_parallel_answer_in_any_order():
+    ex = toolcall_example([weather("Oslo"), weather("Rome")])
+    score = score_example(ex, out(("get_weather", {"city": "Rome"}), ("get_weather", {"city": "Oslo"})))
+    assert score.correct and score.f1 == 1.0 and score.errors == []
+
+
+def test_optimal_matching_where_bfcl_greedy_fails():
+    # Answer 1 accepts Oslo or Rome, answer 2 only Oslo. BFCL's greedy pass rejects [Oslo, Rome];
+    # the F1 matching pairs Oslo with answer 2 and Rome with answer 1, so F1 is 1.
+    answers = [{"get_weather": {"city": ["Oslo", "Rome"]}}, weather("Oslo")]
+    ex = toolcall_example(answers)
+    score = score_example(ex, out(("get_weather", {"city": "Oslo"}), ("get_weather", {"city": "Rome"})))
+    assert not score.correct
+    assert score.f1 == 1.0 and score.matched == 2
+
+
+def test_partial_parallel_answer_precision_recall_f1():
+    ex = toolcall_example([weather("Oslo"), weather("Rome"), weather("Lima")])
+    score = score_example(ex, out(("get_weather", {"city": "Oslo"}), ("get_weather", {"city": "Paris"})))
+    assert score.precision == pytest.approx(1 / 2)
+    assert score.recall == pytest.approx(1 / 3)
+    assert score.f1 == pytest.approx(2 * (1 / 2) * (1 / 3) / (1 / 2 + 1 / 3))
+    assert {"wrong_call_count", "wrong_value"} <= set(score.errors)
+
+
+def test_argument_f1_over_paired_calls():
+    ex = toolcall_example([weather("Oslo", "celsius")])
+    score = score_example(ex, out(("get_weather", {"city": "Oslo", "unit": "kelvin"})))
+    assert not score.correct and score.f1 == 0.0
+    assert (score.arg_matched, score.arg_predicted, score.arg_expected) == (1, 2, 2)
+    assert score.argument_f1 == pytest.approx(0.5)
+
+
+def test_optional_argument_given_correctly_counts_on_both_sides():
+    ex = toolcall_example([{"get_weather": {"city": ["Oslo"], "unit": ["", "celsius"]}}])
+    with_unit = score_example(ex, out(("get_weather", {"city": "Oslo", "unit": "celsius"})))
+    without = score_example(ex, out(("get_weather", {"city": "Oslo"})))
+    assert with_unit.argument_f1 == 1.0 and without.argument_f1 == 1.0
+    assert (with_unit.arg_matched, with_unit.arg_expected) == (2, 2)
+    assert (without.arg_matched, without.arg_expected) == (1, 1)
+
+
+def test_no_expected_and_no_predicted_scores_one_and_a_spurious_call_zero():
+    ex = toolcall_example([], rule="irrelevance")
+    assert score_example(ex, "No tool fits; here is my answer.").f1 == 1.0
+    spurious = score_example(ex, out(("get_weather", {"city": "Oslo"})))
+    assert spurious.f1 == 0.0 and "spurious_call" in spurious.errors and not spurious.correct
+
+
+def test_no_call_where_one_was_expected():
+    score = score_example(toolcall_example([weather("Oslo")]), "It is probably sunny in Oslo.")
+    assert score.f1 == 0.0 and score.errors == ["no_call"]
+
+
+def test_content_errors_are_named():
+    ex = toolcall_example([weather("Oslo")])
+    assert "unknown_function" in score_example(ex, out(("get_wether", {"city": "Oslo"}))).errors
+    mismatch = score_example(ex, out(("get_weather", {"location": "Oslo"})))
+    assert {"param_name_mismatch", "missing_required_param"} <= set(mismatch.errors)
+    wrong_type = score_example(
+        toolcall_example([{"get_time": {"tz": ["UTC"]}}]), out(("get_time", {"tz": 5}))
+    )
+    assert "wrong_type" in wrong_type.errors
+
+
+def test_macro_and_micro_differ_as_defined():
+    one = toolcall_example([weather("Oslo")], ex_id="one")
+    three = toolcall_example([weather("A"), weather("B"), weather("C")], ex_id="three")
+    outputs = {"one": out(("get_weather", {"city": "Oslo"})), "three": out(("get_weather", {"city": "A"}))}
+    results, _ = score_all([one, three], outputs, "toolcall")
+    assert results["f1"]["macro"] == pytest.approx((1.0 + 0.5) / 2)  # second: P=1, R=1/3 -> F1=0.5
+    assert results["f1"]["micro"] == pytest.approx(2 * 1.0 * 0.5 / 1.5)  # matched 2, predicted 2, expected 4
+
+
+def test_format_compliance_strict_f1_and_missing_predictions():
+    ex = [toolcall_example([weather("Oslo")], ex_id=str(i)) for i in range(4)]
+    outputs = {
+        "0": out(("get_weather", {"city": "Oslo"})),
+        "1": "```\n" + out(("get_weather", {"city": "Oslo"})) + "\n```",
+        "2": '<tool_call name="get_weather"/>',
+    }
+    results, scores = score_all(ex, outputs, "toolcall")
+    assert results["format_compliance"] == pytest.approx(
+        2 / 4
+    )  # clean + the missing one (empty, no format error)
+    assert results["f1"]["macro"] == pytest.approx(2 / 4)
+    assert results["strict_f1"] == pytest.approx(1 / 4)
+    assert results["missing_predictions"] == 1 and results["missing_ids"] == ["3"]
+    assert scores[3].to_dict()["missing_prediction"] is True
+    strict, _ = score_all(ex, outputs, "toolcall", strict=True)
+    assert strict["f1"]["macro"] == pytest.approx(1 / 4) and strict["strict"] is True
+
+
+def test_json_leaves_keep_list_indices_and_types():
+    leaves = dict(json_leaves({"a": [1, {"b": True}], "c": {}, "d": None, "e": []}))
+    assert leaves == {
+        ("a", 0): ("number", 1.0),
+        ("a", 1, "b"): ("bool", True),
+        ("c",): ("object",),
+        ("d",): ("null",),
+        ("e",): ("array",),
+    }
+
+
+def structured(expected, schema=None, ex_id="s"):
+    return EvalExample(ex_id, "structured", "test", [], rule="structured", schema=schema, expected=expected)
+
+
+def test_structured_f1_on_multisets_of_leaves():
+    ex = structured({"name": "Ann", "tags": ["a", "b"], "n": 2})
+    exact = score_example(ex, '{"name": "Ann", "tags": ["a", "b"], "n": 2.0}')
+    assert exact.correct and exact.f1 == 1.0
+    swapped = score_example(ex, '{"name": "Ann", "tags": ["b", "a"], "n": 2}')
+    assert swapped.precision == pytest.approx(2 / 4) and swapped.recall == pytest.approx(2 / 4)
+    assert not swapped.correct and "wrong_value" in swapped.errors
+
+
+def test_structured_bool_is_not_a_number_and_unparseable_scores_zero():
+    ex = structured({"active": True})
+    assert score_example(ex, '{"active": 1}').f1 == 0.0
+    broken = score_example(ex, "I could not find it.")
+    assert broken.f1 == 0.0 and broken.errors == ["invalid_json"] and not broken.format_ok
+
+
+def test_structured_fenced_output_keeps_its_content_score_but_fails_format():
+    ex = structured({"a": 1})
+    score = score_example(ex, '```json\n{"a": 1}\n```')
+    assert score.f1 == 1.0 and not score.format_ok and score.errors == ["markdown_wrapper"]
+    results, _ = score_all([ex], {"s": '```json\n{"a": 1}\n```'}, "structured")
+    assert results["format_compliance"] == 0.0 and results["strict_f1"] == 0.0
+
+
+def test_structured_schema_errors():
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "seats": {"type": "integer"}},
+        "required": ["name"],
+    }
+    ex = structured({"name": "Maria", "seats": 20}, schema)
+    score = score_example(ex, '{"full_name": "Maria", "seats": "20"}')
+    assert {"param_name_mismatch", "missing_required_param", "wrong_type"} <= set(score.errors)
+
+
+def test_results_carry_baseline_deltas():
+    ex = structured({"a": 1})
+    results = aggregate("structured", [score_example(ex, '{"a": 1}')])
+    base = results["baseline"]
+    assert base["metric"] == "structured_f1" and base["llm"] == 0.60 and base["small_model"] == 0.32
+    assert base["delta_llm"] == pytest.approx(0.40) and base["beats_llm"] is True
+    toolcall = aggregate("toolcall", [score_example(toolcall_example([weather("Oslo")]), "")])
+    assert toolcall["baseline"]["delta_llm"] == pytest.approx(-0.74) and not toolcall["baseline"]["beats_llm"]
