@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "cep_core.commands.score",
     "cep_core.commands.prefix",
     "cep_core.commands.demo",
+    "cep_core.commands.jobs",
 ]
 
 

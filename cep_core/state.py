@@ -57,3 +57,72 @@ def open_state(home: str | Path | None = None) -> sqlite_utils.Database:
     db = connect(path / "cep.db")
     STATE_MIGRATIONS.apply(db)
     return db
+
+
+@STATE_MIGRATIONS
+def m001_gpu_events(db: sqlite_utils.Database) -> None:
+    """Xid / fallen-off-the-bus events seen by `cep gpu` (cep_core.gpu.store); `key` de-duplicates re-reads."""
+    db["gpu_events"].create(
+        {
+            "id": int,
+            "key": str,
+            "ts": float,
+            "uptime": float,
+            "recorded_at": float,
+            "xid": int,
+            "pci": str,
+            "pid": int,
+            "process": str,
+            "kind": str,
+            "severity": str,
+            "message": str,
+            "source": str,
+            "gpu_instance": int,
+            "compute_instance": int,
+        },
+        pk="id",
+        not_null={"key", "kind", "severity", "recorded_at"},
+    )
+    db["gpu_events"].create_index(["key"], unique=True)
+    db["gpu_events"].create_index(["ts"])
+
+
+@STATE_MIGRATIONS
+def m002_jobs(db: sqlite_utils.Database) -> None:
+    """Training and evaluation jobs (cep_core.jobs.registry) and every state transition with its reason."""
+    db["jobs"].create(
+        {
+            "id": str,
+            "kind": str,
+            "name": str,
+            "backend": str,
+            "run_dir": str,
+            "command": str,  # JSON list
+            "spec": str,  # JSON: what a relaunch needs (gpus, env, Slurm options)
+            "host": str,
+            "pid": int,
+            "start_time": float,  # the process's start time: a reused pid is never taken for the job
+            "slurm_id": str,
+            "state": str,
+            "reason": str,
+            "exit_code": int,
+            "attempt": int,
+            "resumes": str,  # the job this one resumes
+            "resumed_by": str,  # the job that resumed this one
+            "created": float,
+            "started": float,
+            "ended": float,
+            "next_attempt_at": float,
+        },
+        pk="id",
+        not_null={"kind", "backend", "run_dir", "state", "attempt", "created"},
+    )
+    db["jobs"].create_index(["state"])
+    db["jobs"].create_index(["run_dir"])
+    db["job_transitions"].create(
+        {"id": int, "job_id": str, "ts": float, "from_state": str, "to_state": str, "reason": str},
+        pk="id",
+        foreign_keys=[("job_id", "jobs", "id")],
+    )
+    db["job_transitions"].create_index(["job_id", "ts"])
+

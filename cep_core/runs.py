@@ -1,0 +1,214 @@
+"""Run directories: their layout, run ids, and the progress.jsonl event log (writer and tolerant reader).
+
+Files are the interface between a job and everything else (DESIGN.md): the training and evaluation jobs write
+a run directory, and the CLI, the jobs layer and the console read it through the helpers here. Nothing in this
+module imports anything heavy, so the console can use it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cep_core.state import runs_dir
+
+RUN_TOML = "run.toml"
+PROGRESS = "progress.jsonl"
+STDOUT_LOG = "stdout.log"
+CHECKPOINTS = "checkpoints"
+ADAPTER = "adapter"
+METADATA = "metadata.json"
+EVALS = "evals"
+TINY_BASE = "tiny-base"  # builtin:tiny only: the base model and tokenizer the adapter was trained on
+
+# The event schema: each event's fields beyond `ts` and `event` (a reader must accept more fields than these).
+EVENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "preflight": ("checks",),
+    "data": ("rows", "train_rows", "holdout_rows", "skipped"),
+    "start": ("total_steps", "world_size", "model", "cep_variant", "cep_sha256", "resumed_from"),
+    "step": ("step", "total_steps", "epoch", "loss", "learning_rate", "grad_norm", "tokens", "tokens_per_s",
+             "eta_s"),
+    "eval": ("step", "metrics"),
+    "checkpoint": ("step", "path"),
+    "end": ("status", "step"),
+    "error": ("kind", "message"),
+    # Written by job control, not the job: a supervisor's decision about this run (relaunch, wait, give up).
+    "job": ("action", "reason", "job_id", "attempt"),
+}
+END_STATUSES = ("completed", "stopped")
+ERROR_KINDS = ("oom", "gpu_lost", "nvml", "data", "model_access", "config", "unknown")
+
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class RunPaths:
+    """Where each file of one run directory lives."""
+
+    root: Path
+
+    @property
+    def run_toml(self) -> Path:
+        return self.root / RUN_TOML
+
+    @property
+    def progress(self) -> Path:
+        return self.root / PROGRESS
+
+    @property
+    def stdout_log(self) -> Path:
+        return self.root / STDOUT_LOG
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / CHECKPOINTS
+
+    @property
+    def adapter(self) -> Path:
+        return self.root / ADAPTER
+
+    @property
+    def metadata(self) -> Path:
+        return self.root / METADATA
+
+    @property
+    def evals(self) -> Path:
+        return self.root / EVALS
+
+    @property
+    def tiny_base(self) -> Path:
+        return self.root / TINY_BASE
+
+    def checkpoint(self, step: int) -> Path:
+        return self.checkpoints / f"checkpoint-{step}"
+
+
+def new_run_id(name: str = "run", now: float | None = None) -> str:
+    """A time-ordered, readable id: `20261125-143012-demo-ab12` (sorting ids sorts runs by start time)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(time.time() if now is None else now))
+    slug = _UNSAFE_NAME.sub("-", name).strip("-.").lower()[:40] or "run"
+    return f"{stamp}-{slug}-{secrets.token_hex(2)}"
+
+
+def create_run_dir(name: str, home: str | Path | None = None) -> RunPaths:
+    """A fresh run directory under CEP_HOME/runs (mode 0700)."""
+    base = runs_dir(home)
+    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    while True:
+        path = base / new_run_id(name)
+        try:
+            path.mkdir(mode=0o700)
+        except FileExistsError:
+            continue
+        return RunPaths(path)
+
+
+def list_runs(home: str | Path | None = None) -> list[Path]:
+    """Run directories under CEP_HOME/runs, oldest first (run ids sort by time)."""
+    base = runs_dir(home)
+    if not base.is_dir():
+        return []
+    return sorted(p for p in base.iterdir() if p.is_dir())
+
+
+class ProgressWriter:
+    """Appends events to progress.jsonl: one JSON object per line, flushed at once, never rewritten."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def emit(self, event: str, **fields: Any) -> dict[str, Any]:
+        if event not in EVENT_FIELDS:
+            raise ValueError(f"unknown progress event {event!r}")
+        if event == "error" and fields.get("kind") not in ERROR_KINDS:
+            fields["kind"] = "unknown"
+        record = {"ts": round(time.time(), 3), "event": event, **fields}
+        line = json.dumps(_finite(record), ensure_ascii=False, default=str, allow_nan=False) + "\n"
+        # One write call on an O_APPEND descriptor: a reader never sees half of a line from us unless we die
+        # mid-write, and a reader skips such a line.
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, line.encode("utf-8"))
+        finally:
+            os.close(fd)
+        return record
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities become null: strict JSON, readable by any reader."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def iter_progress(path_or_run_dir: str | Path) -> Iterator[dict[str, Any]]:
+    """Events of a progress file (or of a run directory), skipping lines that are not JSON objects with an event."""
+    path = Path(path_or_run_dir)
+    if path.is_dir():
+        path = path / PROGRESS
+    try:
+        handle = path.open("rb")
+    except OSError:
+        return
+    with handle:
+        for raw in handle:
+            try:
+                obj = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                continue
+            if isinstance(obj, dict) and isinstance(obj.get("event"), str):
+                yield obj
+
+
+def read_progress(path_or_run_dir: str | Path) -> list[dict[str, Any]]:
+    return list(iter_progress(path_or_run_dir))
+
+
+def last_event(path_or_run_dir: str | Path, event: str | None = None) -> dict[str, Any] | None:
+    """The newest event (of one kind, when given)."""
+    found = None
+    for obj in iter_progress(path_or_run_dir):
+        if event is None or obj["event"] == event:
+            found = obj
+    return found
+
+
+def latest_step(path_or_run_dir: str | Path) -> int | None:
+    """The highest step any step/checkpoint/end event reports."""
+    best: int | None = None
+    for obj in iter_progress(path_or_run_dir):
+        step = obj.get("step")
+        if obj["event"] in ("step", "checkpoint", "end") and isinstance(step, int) and not isinstance(step, bool):
+            best = step if best is None else max(best, step)
+    return best
+
+
+def run_status(path_or_run_dir: str | Path) -> str:
+    """What the log says about a run: pending, running, completed, stopped or failed.
+
+    `running` means started and not ended; whether the process still lives is the jobs layer's business.
+    A run that ended and was started again (resume) counts from its last `start`.
+    """
+    status = "pending"
+    for obj in iter_progress(path_or_run_dir):
+        kind = obj["event"]
+        if kind in ("preflight", "data", "start"):
+            status = "running"
+        elif kind == "end":
+            status = obj.get("status") if obj.get("status") in END_STATUSES else "completed"
+        elif kind == "error":
+            status = "failed"
+    return status
