@@ -56,7 +56,9 @@ def wait_for(predicate, timeout=30.0, interval=0.1):
 
 
 def wait_state(manager, job_id, states, timeout=30.0):
-    return wait_for(lambda: (j := manager.refresh(manager.registry.get(job_id))).state in states and j, timeout)
+    return wait_for(
+        lambda: (j := manager.refresh(manager.registry.get(job_id))).state in states and j, timeout
+    )
 
 
 def job_child(job) -> psutil.Process:
@@ -147,19 +149,37 @@ def test_job_outlives_its_launcher_and_is_found_by_a_new_process(home):
         f"j = JobManager().start_run({str(run_dir)!r}, command=[sys.executable, {str(STEP_JOB)!r}, {str(run_dir)!r}]);"
         " print(j.id)"
     )
-    launcher = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                              env={**os.environ, "CEP_HOME": str(home)}, timeout=60)
+    launcher = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "CEP_HOME": str(home)},
+        timeout=60,
+    )
     job_id = launcher.stdout.strip()
-    listing = subprocess.run([sys.executable, "-m", "cep_core.cli", "jobs", "list", "--json"], capture_output=True,
-                             text=True, check=True, env={**os.environ, "CEP_HOME": str(home)}, timeout=60)
+    listing = subprocess.run(
+        [sys.executable, "-m", "cep_core.cli", "jobs", "list", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "CEP_HOME": str(home)},
+        timeout=60,
+    )
     rows = {row["id"]: row for row in json.loads(listing.stdout)}
     assert rows[job_id]["state"] == "running" and rows[job_id]["run_dir"] == str(run_dir.resolve())
     manager = JobManager()
     done = wait_state(manager, job_id, ("succeeded", "crashed", "failed"))
     assert done.state == "succeeded"
-    row = json.loads(subprocess.run([sys.executable, "-m", "cep_core.cli", "jobs", "show", job_id, "--json"],
-                                    capture_output=True, text=True, check=True,
-                                    env={**os.environ, "CEP_HOME": str(home)}).stdout)
+    row = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "cep_core.cli", "jobs", "show", job_id, "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "CEP_HOME": str(home)},
+        ).stdout
+    )
     assert (row["step"], row["total_steps"]) == (6, 6)
 
 
@@ -180,7 +200,9 @@ def test_unhealthy_gpu_makes_a_crashed_job_wait_instead_of_relaunching(home):
     assert "left no exit record" in crashed.reason
 
     health = {"ok": False, "why": "GPU 0: GPU has fallen off the bus (Xid 79)"}
-    supervisor = Supervisor(manager, ResumePolicy(backoff_s=0), health=lambda j: (health["ok"], health["why"]))
+    supervisor = Supervisor(
+        manager, ResumePolicy(backoff_s=0), health=lambda j: (health["ok"], health["why"])
+    )
     for _ in range(3):
         decisions = supervisor.tick()
         assert all(d.action != "relaunch" for d in decisions)
@@ -202,8 +224,9 @@ def test_backoff_and_attempt_limit(home):
     os.killpg(os.getpgid(job.pid), signal.SIGKILL)
     wait_state(manager, job.id, ("crashed",))
     manager.registry.transition(job.id, "crashed", "killed", ended=1000.0)
-    supervisor = Supervisor(manager, ResumePolicy(backoff_s=30, max_attempts=2), health=lambda j: (True, ""),
-                            clock=lambda: now[0])
+    supervisor = Supervisor(
+        manager, ResumePolicy(backoff_s=30, max_attempts=2), health=lambda j: (True, ""), clock=lambda: now[0]
+    )
     assert [d.action for d in supervisor.tick()] == ["scheduled"]
     now[0] = 1020.0
     assert supervisor.tick() == []
@@ -228,7 +251,11 @@ def test_bad_input_is_a_clear_error(home, tmp_path):
         manager.start_config(config, backend="kubernetes")
     with pytest.raises(InputError, match="unknown job kind 'bake'"):
         manager.start_config(config, kind="bake")
-    proc = subprocess.run([sys.executable, "-m", "cep_core.cli", "jobs", "start", str(tmp_path / "nope.toml")],
-                          capture_output=True, text=True, env={**os.environ, "CEP_HOME": str(home)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "cep_core.cli", "jobs", "start", str(tmp_path / "nope.toml")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CEP_HOME": str(home)},
+    )
     assert proc.returncode == 2 and "nope.toml: no such config file" in proc.stderr
     assert Registry().list() == [], "nothing was registered for the failed starts"

@@ -54,8 +54,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     sup = jsub.add_parser("supervise", help="watch jobs and auto-resume crashed runs (for systemd or tmux)")
     sup.add_argument("--interval", type=float, default=10.0, metavar="SECONDS")
     sup.add_argument("--max-attempts", type=int, default=3)
-    sup.add_argument("--backoff", type=float, default=30.0, metavar="SECONDS",
-                     help="wait before the first relaunch; doubles with each attempt")
+    sup.add_argument(
+        "--backoff",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="wait before the first relaunch; doubles with each attempt",
+    )
     sup.add_argument("--replay", metavar="FILE", help="judge GPU health from a recorded GPU session")
     sup.add_argument("--once", action="store_true", help="one pass, then exit")
     sup.set_defaults(func=_supervise)
@@ -78,13 +83,24 @@ def job_row(job: Any) -> dict[str, Any]:
 
 def _start(args: argparse.Namespace) -> int:
     manager = _manager()
-    job = manager.start_config(args.config, kind=args.kind, backend=args.backend, name=args.name, gpus=args.gpus,
-                               partition=args.partition, cpus=args.cpus, mem=args.mem, time_limit=args.time_limit)
+    job = manager.start_config(
+        args.config,
+        kind=args.kind,
+        backend=args.backend,
+        name=args.name,
+        gpus=args.gpus,
+        partition=args.partition,
+        cpus=args.cpus,
+        mem=args.mem,
+        time_limit=args.time_limit,
+    )
     if args.json:
         print_json(job_row(job))
     else:
-        stdout_console().print(f"started job [bold]{job.id}[/bold] ({job.kind}, {job.backend}) in {job.run_dir}\n"
-                               f"follow it: cep jobs logs {job.id} -f")
+        stdout_console().print(
+            f"started job [bold]{job.id}[/bold] ({job.kind}, {job.backend}) in {job.run_dir}\n"
+            f"follow it: cep jobs logs {job.id} -f"
+        )
     return 0
 
 
@@ -99,12 +115,23 @@ def _list(args: argparse.Namespace) -> int:
 
     table = Table(title="jobs", title_justify="left")
     for col in ("id", "name", "kind", "backend", "state", "step", "loss", "tok/s", "ETA", "attempt"):
-        table.add_column(col, justify="right" if col in ("step", "loss", "tok/s", "ETA", "attempt") else "left")
+        table.add_column(
+            col, justify="right" if col in ("step", "loss", "tok/s", "ETA", "attempt") else "left"
+        )
     for row in rows:
         step = f"{row['step']}/{row['total_steps']}" if row.get("step") is not None else "-"
-        table.add_row(row["id"], row["name"], row["kind"], row["backend"], _state_text(row["state"]), step,
-                      _fmt(row.get("loss"), "{:.4f}"), _fmt(row.get("tokens_per_s"), "{:,.0f}"),
-                      _eta(row.get("eta_s")), str(row["attempt"]))
+        table.add_row(
+            row["id"],
+            row["name"],
+            row["kind"],
+            row["backend"],
+            _state_text(row["state"]),
+            step,
+            _fmt(row.get("loss"), "{:.4f}"),
+            _fmt(row.get("tokens_per_s"), "{:,.0f}"),
+            _eta(row.get("eta_s")),
+            str(row["attempt"]),
+        )
     stdout_console().print(table)
     return 0
 
@@ -118,8 +145,26 @@ def _show(args: argparse.Namespace) -> int:
         print_json(row)
         return 0
     console = stdout_console()
-    for key in ("id", "name", "kind", "backend", "state", "reason", "attempt", "resumes", "resumed_by", "run_dir",
-                "host", "pid", "slurm_id", "exit_code", "step", "total_steps", "loss", "tokens_per_s"):
+    for key in (
+        "id",
+        "name",
+        "kind",
+        "backend",
+        "state",
+        "reason",
+        "attempt",
+        "resumes",
+        "resumed_by",
+        "run_dir",
+        "host",
+        "pid",
+        "slurm_id",
+        "exit_code",
+        "step",
+        "total_steps",
+        "loss",
+        "tokens_per_s",
+    ):
         if row.get(key) is not None:
             console.print(f"[bold]{key:>13}[/bold]  {row[key]}")
     console.print("[bold]  transitions[/bold]")
@@ -170,8 +215,11 @@ def _supervise(args: argparse.Namespace) -> int:
     from cep_core.jobs.policy import ResumePolicy, Supervisor, gpu_health_check
 
     console = stdout_console()
-    supervisor = Supervisor(_manager(), ResumePolicy(max_attempts=args.max_attempts, backoff_s=args.backoff),
-                            health=gpu_health_check(args.replay))
+    supervisor = Supervisor(
+        _manager(),
+        ResumePolicy(max_attempts=args.max_attempts, backoff_s=args.backoff),
+        health=gpu_health_check(args.replay),
+    )
 
     def say(decision: Any) -> None:
         stamp = time.strftime("%H:%M:%S")
@@ -188,8 +236,15 @@ def _supervise(args: argparse.Namespace) -> int:
 
 
 def _state_text(state: str) -> str:
-    colour = {"running": "cyan", "succeeded": "green", "failed": "red", "crashed": "red", "waiting": "yellow",
-              "stopped": "magenta", "queued": "blue"}.get(state, "")
+    colour = {
+        "running": "cyan",
+        "succeeded": "green",
+        "failed": "red",
+        "crashed": "red",
+        "waiting": "yellow",
+        "stopped": "magenta",
+        "queued": "blue",
+    }.get(state, "")
     return f"[{colour}]{state}[/{colour}]" if colour else state
 
 
@@ -201,4 +256,8 @@ def _eta(seconds: Any) -> str:
     if not isinstance(seconds, int | float):
         return "-"
     seconds = int(seconds)
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+        if seconds >= 3600
+        else f"{seconds // 60}m{seconds % 60:02d}s"
+    )

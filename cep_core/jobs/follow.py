@@ -12,8 +12,12 @@ from pathlib import Path
 import watchfiles
 
 
-def follow(path: str | Path, stop: Callable[[], bool] = lambda: False, from_start: bool = True,
-           idle_timeout_ms: int = 1000) -> Iterator[str]:
+def follow(
+    path: str | Path,
+    stop: Callable[[], bool] = lambda: False,
+    from_start: bool = True,
+    idle_timeout_ms: int = 1000,
+) -> Iterator[str]:
     """Yield text as it is appended to `path` until `stop()` is true (checked at least every second)."""
     path = Path(path)
     offset = 0
@@ -30,8 +34,14 @@ def follow(path: str | Path, stop: Callable[[], bool] = lambda: False, from_star
                 yield chunk
             return
         watch_dir = path.parent if path.parent.exists() else Path(os.getcwd())
-        for _changes in watchfiles.watch(watch_dir, stop_event=None, rust_timeout=idle_timeout_ms,
-                                         yield_on_timeout=True, recursive=False, debounce=50):
+        for _changes in watchfiles.watch(
+            watch_dir,
+            stop_event=None,
+            rust_timeout=idle_timeout_ms,
+            yield_on_timeout=True,
+            recursive=False,
+            debounce=50,
+        ):
             break
 
 

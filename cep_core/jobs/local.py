@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -22,8 +23,15 @@ def job_command(spec: LaunchSpec) -> list[str]:
     """The command as run locally: through torchrun when more than one GPU is asked for."""
     command = list(spec.command)
     if spec.gpus > 1 and command[:2] == [sys.executable, "-m"]:
-        command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   f"--nproc_per_node={spec.gpus}", "-m", *command[2:]]
+        command = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={spec.gpus}",
+            "-m",
+            *command[2:],
+        ]
     return runner_command(spec.run_dir, command)
 
 
@@ -39,8 +47,13 @@ class LocalBackend:
         log = open(run_dir / LOG_FILE, "ab")  # noqa: SIM115 - handed to the child, closed below
         try:
             proc = subprocess.Popen(
-                job_command(spec), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, env={**os.environ, **spec.env}, close_fds=True,
+                job_command(spec),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, **spec.env},
+                close_fds=True,
             )
         except OSError as exc:
             raise CepError(f"could not start the job: {exc}") from exc
@@ -62,7 +75,10 @@ class LocalBackend:
             return None
         try:
             proc = psutil.Process(handle.pid)
-            if handle.start_time is not None and abs(proc.create_time() - handle.start_time) > _START_TOLERANCE_S:
+            if (
+                handle.start_time is not None
+                and abs(proc.create_time() - handle.start_time) > _START_TOLERANCE_S
+            ):
                 return None
             if proc.status() == psutil.STATUS_ZOMBIE:
                 return None
@@ -96,10 +112,8 @@ class LocalBackend:
             if self._process(handle) is None:
                 return
             time.sleep(0.1)
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
 
 
 def _signal_name(sig: int) -> str:

@@ -9,6 +9,7 @@ that vanished without either is a crash. Crashes are what the auto-resume policy
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import time
@@ -60,8 +61,14 @@ class JobManager:
 
     # ---------------------------------------------------------------- start
 
-    def start_config(self, config: str | Path, kind: str = "train", backend: str = "local", name: str | None = None,
-                     **spec_fields: Any) -> Job:
+    def start_config(
+        self,
+        config: str | Path,
+        kind: str = "train",
+        backend: str = "local",
+        name: str | None = None,
+        **spec_fields: Any,
+    ) -> Job:
         """Create a run directory for CONFIG.toml and start its job."""
         config = Path(config)
         if not config.is_file():
@@ -73,14 +80,27 @@ class JobManager:
         shutil.copyfile(config, paths.run_toml)
         return self.start_run(paths.root, kind=kind, backend=backend, name=name or config.stem, **spec_fields)
 
-    def start_run(self, run_dir: str | Path, kind: str = "train", backend: str = "local", name: str = "",
-                  attempt: int = 1, resumes: str | None = None, command: list[str] | None = None,
-                  **spec_fields: Any) -> Job:
+    def start_run(
+        self,
+        run_dir: str | Path,
+        kind: str = "train",
+        backend: str = "local",
+        name: str = "",
+        attempt: int = 1,
+        resumes: str | None = None,
+        command: list[str] | None = None,
+        **spec_fields: Any,
+    ) -> Job:
         """Start the job of an existing run directory (`command` overrides the kind's job module)."""
         run_dir = Path(run_dir).resolve()
-        spec = LaunchSpec(job_id=new_job_id(), kind=kind, run_dir=run_dir,
-                          command=command or job_module_command(kind, run_dir), name=name or run_dir.name,
-                          **spec_fields)
+        spec = LaunchSpec(
+            job_id=new_job_id(),
+            kind=kind,
+            run_dir=run_dir,
+            command=command or job_module_command(kind, run_dir),
+            name=name or run_dir.name,
+            **spec_fields,
+        )
         return self._launch(spec, backend, attempt, resumes)
 
     def _launch(self, spec: LaunchSpec, backend: str, attempt: int, resumes: str | None) -> Job:
@@ -131,8 +151,12 @@ class JobManager:
             time.sleep(0.2)
         if job.state in ("crashed", "running", "queued"):
             # We asked it to stop: whatever it managed to write, the user's intent decides the state.
-            job = self.registry.transition(job.id, "stopped", "stopped by the user"
-                                           + ("" if job.state != "crashed" else " (killed after the grace period)"))
+            job = self.registry.transition(
+                job.id,
+                "stopped",
+                "stopped by the user"
+                + ("" if job.state != "crashed" else " (killed after the grace period)"),
+            )
         return job
 
     def resume(self, job_id: str, reason: str = "resumed by the user") -> Job:
@@ -181,8 +205,7 @@ def classify_end(job: Job, status: Status) -> tuple[str, str, int | None]:
 
 def record_decision(job: Job, action: str, reason: str, successor: str | None = None) -> None:
     """A supervisor's decision, in the run's own log, so the console and a reader of the run see it."""
-    try:
+    with contextlib.suppress(OSError):
         ProgressWriter(Path(job.run_dir) / "progress.jsonl").emit(
-            "job", action=action, reason=reason, job_id=successor or job.id, attempt=job.attempt)
-    except OSError:
-        pass
+            "job", action=action, reason=reason, job_id=successor or job.id, attempt=job.attempt
+        )

@@ -64,8 +64,13 @@ def gpu_health_check(replay: str | None = None) -> HealthCheck:
 class Supervisor:
     """One `tick()` refreshes active jobs and decides for every crashed or waiting one."""
 
-    def __init__(self, manager: JobManager, policy: ResumePolicy | None = None,
-                 health: HealthCheck | None = None, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        manager: JobManager,
+        policy: ResumePolicy | None = None,
+        health: HealthCheck | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         self.manager = manager
         self.policy = policy or ResumePolicy()
         self.health = health or gpu_health_check()
@@ -106,7 +111,9 @@ class Supervisor:
             due = (job.ended or now) + self.policy.backoff(job.attempt)
             registry.transition(job.id, job.state, job.reason or "crashed", next_attempt_at=due)
             if due > now:
-                reason = f"relaunch in {due - now:.0f}s (attempt {job.attempt + 1} of {self.policy.max_attempts})"
+                reason = (
+                    f"relaunch in {due - now:.0f}s (attempt {job.attempt + 1} of {self.policy.max_attempts})"
+                )
                 record_decision(job, "scheduled", reason)
                 return Decision(job.id, "scheduled", reason)
         if due > now:
@@ -115,8 +122,12 @@ class Supervisor:
         new = self.manager.resume(job.id, reason=reason)
         return Decision(job.id, "relaunch", reason, new.id)
 
-    def run(self, interval_s: float = 5.0, until: Callable[[], bool] | None = None,
-            on_decision: Callable[[Decision], None] | None = None) -> None:
+    def run(
+        self,
+        interval_s: float = 5.0,
+        until: Callable[[], bool] | None = None,
+        on_decision: Callable[[Decision], None] | None = None,
+    ) -> None:
         """Tick forever (or until `until()` is true): the body of `cep jobs supervise`."""
         while until is None or not until():
             for decision in self.tick():

@@ -10,8 +10,14 @@ from cep_core.runs import iter_progress
 
 def run_progress(run_dir: str | Path, since: float | None = None) -> dict[str, Any]:
     """step, total_steps, loss, tokens_per_s, eta_s and the last event; steps survive across attempts."""
-    out: dict[str, Any] = {"step": None, "total_steps": None, "loss": None, "tokens_per_s": None, "eta_s": None,
-                           "last_event": None}
+    out: dict[str, Any] = {
+        "step": None,
+        "total_steps": None,
+        "loss": None,
+        "tokens_per_s": None,
+        "eta_s": None,
+        "last_event": None,
+    }
     for event in iter_progress(run_dir):
         kind = event["event"]
         out["last_event"] = kind

@@ -47,13 +47,24 @@ class Job:
 
     @property
     def handle(self) -> Handle:
-        return Handle(backend=self.backend, host=self.host or "", pid=self.pid, start_time=self.start_time,
-                      slurm_id=self.slurm_id)
+        return Handle(
+            backend=self.backend,
+            host=self.host or "",
+            pid=self.pid,
+            start_time=self.start_time,
+            slurm_id=self.slurm_id,
+        )
 
     def launch_spec(self) -> LaunchSpec:
         spec = dict(self.spec)
-        return LaunchSpec(job_id=self.id, kind=self.kind, run_dir=Path(self.run_dir), command=list(self.command),
-                          name=self.name, **spec)
+        return LaunchSpec(
+            job_id=self.id,
+            kind=self.kind,
+            run_dir=Path(self.run_dir),
+            command=list(self.command),
+            name=self.name,
+            **spec,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -68,8 +79,15 @@ def new_job_id(now: float | None = None) -> str:
 
 
 def _spec_fields(spec: LaunchSpec) -> dict[str, Any]:
-    return {"env": spec.env, "gpus": spec.gpus, "partition": spec.partition, "cpus": spec.cpus, "mem": spec.mem,
-            "time_limit": spec.time_limit, "extra_sbatch": spec.extra_sbatch}
+    return {
+        "env": spec.env,
+        "gpus": spec.gpus,
+        "partition": spec.partition,
+        "cpus": spec.cpus,
+        "mem": spec.mem,
+        "time_limit": spec.time_limit,
+        "extra_sbatch": spec.extra_sbatch,
+    }
 
 
 class Registry:
@@ -104,17 +122,30 @@ class Registry:
         return [_job(row) for row in self.db.query(sql, params)]
 
     def transitions(self, job_id: str) -> list[dict[str, Any]]:
-        return list(self.db.query("SELECT ts, from_state, to_state, reason FROM job_transitions WHERE job_id = ? "
-                                  "ORDER BY id", [job_id]))
+        return list(
+            self.db.query(
+                "SELECT ts, from_state, to_state, reason FROM job_transitions WHERE job_id = ? ORDER BY id",
+                [job_id],
+            )
+        )
 
     # ---------------------------------------------------------------- writing
 
     def create(self, spec: LaunchSpec, backend: str, attempt: int = 1, resumes: str | None = None) -> Job:
         now = time.time()
         row = {
-            "id": spec.job_id, "kind": spec.kind, "name": spec.name, "backend": backend,
-            "run_dir": str(spec.run_dir), "command": json.dumps(spec.command), "spec": json.dumps(_spec_fields(spec)),
-            "state": "queued", "reason": "created", "attempt": attempt, "resumes": resumes, "created": now,
+            "id": spec.job_id,
+            "kind": spec.kind,
+            "name": spec.name,
+            "backend": backend,
+            "run_dir": str(spec.run_dir),
+            "command": json.dumps(spec.command),
+            "spec": json.dumps(_spec_fields(spec)),
+            "state": "queued",
+            "reason": "created",
+            "attempt": attempt,
+            "resumes": resumes,
+            "created": now,
         }
         with self.db.conn:
             self.db["jobs"].insert(row)
@@ -123,8 +154,16 @@ class Registry:
 
     def set_handle(self, job_id: str, handle: Handle) -> None:
         with self.db.conn:
-            self.db["jobs"].update(job_id, {"host": handle.host, "pid": handle.pid, "start_time": handle.start_time,
-                                            "slurm_id": handle.slurm_id, "started": time.time()})
+            self.db["jobs"].update(
+                job_id,
+                {
+                    "host": handle.host,
+                    "pid": handle.pid,
+                    "start_time": handle.start_time,
+                    "slurm_id": handle.slurm_id,
+                    "started": time.time(),
+                },
+            )
 
     def transition(self, job_id: str, to_state: str, reason: str, **fields: Any) -> Job:
         """Move a job to `to_state`, recording why. A transition to the same state only updates fields."""
@@ -146,13 +185,15 @@ class Registry:
     def claim_resume(self, job_id: str, successor: str) -> bool:
         """Mark `job_id` as resumed by `successor`, unless another supervisor got there first."""
         with self.db.conn:
-            cur = self.db.execute("UPDATE jobs SET resumed_by = ? WHERE id = ? AND resumed_by IS NULL",
-                                  [successor, job_id])
+            cur = self.db.execute(
+                "UPDATE jobs SET resumed_by = ? WHERE id = ? AND resumed_by IS NULL", [successor, job_id]
+            )
             return cur.rowcount == 1
 
     def _record(self, job_id: str, from_state: str | None, to_state: str, reason: str, ts: float) -> None:
-        self.db["job_transitions"].insert({"job_id": job_id, "ts": ts, "from_state": from_state,
-                                           "to_state": to_state, "reason": reason})
+        self.db["job_transitions"].insert(
+            {"job_id": job_id, "ts": ts, "from_state": from_state, "to_state": to_state, "reason": reason}
+        )
 
 
 def _job(row: dict[str, Any]) -> Job:

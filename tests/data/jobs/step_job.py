@@ -46,8 +46,15 @@ def on_term(signum, frame):
 
 
 signal.signal(signal.SIGTERM, on_term)
-emit("start", total_steps=steps, world_size=1, model="step-job", cep_variant="none", cep_sha256="",
-     resumed_from=resumed)
+emit(
+    "start",
+    total_steps=steps,
+    world_size=1,
+    model="step-job",
+    cep_variant="none",
+    cep_sha256="",
+    resumed_from=resumed,
+)
 print(f"step job starting at {step}", flush=True)
 if config.get("fail_kind"):
     emit("error", kind=config["fail_kind"], message="the config says to fail")
@@ -60,8 +67,18 @@ while step < steps:
         sys.exit(0)
     time.sleep(delay)
     step += 1
-    emit("step", step=step, total_steps=steps, epoch=step / steps, loss=1.0 / step, learning_rate=1e-3,
-         grad_norm=1.0, tokens=100 * step, tokens_per_s=500.0, eta_s=(steps - step) * delay)
+    emit(
+        "step",
+        step=step,
+        total_steps=steps,
+        epoch=step / steps,
+        loss=1.0 / step,
+        learning_rate=1e-3,
+        grad_norm=1.0,
+        tokens=100 * step,
+        tokens_per_s=500.0,
+        eta_s=(steps - step) * delay,
+    )
     print(f"step {step}/{steps}", flush=True)
     if step % every == 0:
         emit("checkpoint", step=step, path=f"checkpoints/checkpoint-{step}")
