@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "cep_core.commands.prefix",
     "cep_core.commands.demo",
     "cep_core.commands.jobs",
+    "cep_core.commands.gpu",
 ]
 
 
