@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     start.add_argument("--name", help="run name (default: the config's file name)")
     start.add_argument("--gpus", type=int, default=0, help="GPUs to use (more than 1 starts torchrun)")
     start.add_argument("--partition", help="Slurm partition")
-    start.add_argument("--cpus", type=int, default=4, help="Slurm CPUs per task")
+    start.add_argument("--cpus", type=int, default=1, help="Slurm CPUs per task (default 1)")
     start.add_argument("--mem", help="Slurm memory, e.g. 64G")
     start.add_argument("--time", dest="time_limit", help="Slurm time limit, e.g. 04:00:00")
     start.add_argument("--json", action="store_true")

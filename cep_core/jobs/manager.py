@@ -132,7 +132,14 @@ class JobManager:
         return self.registry.transition(job.id, state, reason, exit_code=exit_code)
 
     def refresh_all(self) -> list[Job]:
-        return [self.refresh(job) for job in self.registry.list(states=ACTIVE_STATES)]
+        """Refresh every active job; one whose backend cannot answer here (no Slurm on this host) is left as is."""
+        jobs = []
+        for job in self.registry.list(states=ACTIVE_STATES):
+            try:
+                jobs.append(self.refresh(job))
+            except CepError:
+                jobs.append(job)
+        return jobs
 
     # ---------------------------------------------------------------- stop and resume
 
