@@ -1,4 +1,4 @@
-# Two commands a newcomer needs: `make run` (install, then start the product on its built-in demo)
+# Two commands a newcomer needs: `make run` (install, then open the console on its built-in demo home)
 # and `make test` (install, then run the whole suite). Both create .venv on first use.
 PYTHON ?= python3
 VENV   ?= .venv
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: install
-	$(VENV)/bin/cep demo
+	$(VENV)/bin/cep-console --demo
 
 test: install
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(PY) -m pytest -q

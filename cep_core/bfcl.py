@@ -18,6 +18,14 @@ from cep_core.toolcalls import ToolCall
 
 _CATEGORY = re.compile(r"^BFCL_v\d+_(?P<cat>.+?)(?:_result|_score)?\.json$")
 NO_ANSWER_CATEGORIES = ("irrelevance", "live_irrelevance", "live_relevance")
+# Entries of the shared BFCL v4 data that no output can pass under BFCL's own checker: the answer contradicts
+# the function's schema. Gold-answer checks (tests, `cep eval` on gold predictions) expect exactly these to fail.
+UNSATISFIABLE: dict[str, str] = {
+    "live_multiple_862-181-3": "answer requires journey_start_time, which Trains_1_FindTrains does not declare",
+    "live_multiple_964-207-0": "answer names 'question' but the schema requires 'statement'",
+    "live_simple_106-63-0": "a required list parameter whose acceptable-value list is empty",
+    "live_simple_112-68-0": "a required list parameter whose acceptable-value list is empty",
+}
 
 
 @dataclass(slots=True)

@@ -19,7 +19,10 @@ COMMAND_MODULES = [
     "cep_core.commands.prefix",
     "cep_core.commands.demo",
     "cep_core.commands.jobs",
+    "cep_core.commands.traces",
     "cep_core.commands.gpu",
+    "cep_core.commands.train",
+    "cep_core.commands.eval",
 ]
 
 

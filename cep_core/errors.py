@@ -25,5 +25,5 @@ class InputError(CepError):
         if line is not None:
             where += f":{line}"
         if field:
-            where += f" (field {field!r})"
+            where = f"{where} (field {field!r})" if where else f"field {field!r}"
         super().__init__(f"{where}: {message}" if where else message)

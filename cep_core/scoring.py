@@ -10,7 +10,8 @@
   prediction gave correctly.
 - Structured F1: predicted and reference JSON flattened to (path, value) leaves, list items keeping their
   index; P, R and F1 on the multisets of leaves per example, macro-averaged; unparseable output scores 0.
-- Format compliance: the share of outputs with no format-class error.
+- Format compliance: the share of outputs with no format-class error; on the toolcall track an output
+  with no call where one was expected does not comply either (it answered in text, not in the format).
 
 By default an output is scored on what the lenient parsers recover (a fenced JSON still has its fields
 compared), and format errors are counted apart; `strict=True` scores any output with a format error as
@@ -133,6 +134,8 @@ def score_toolcall(
         # BFCL rejected it for a reason our pairing did not name (e.g. `multiple` checks only the first call).
         errors[_error_from_verdict(verdict.error_type)] = None
     precision, recall = _pr(matched, n_pred, n_exp)
+    # A call was asked for and none came: the output did not take the format at all (text instead of a tag).
+    expects_call = rule == "relevance" or (rule != "irrelevance" and bool(answers))
     return ExampleScore(
         id=example.id,
         category=example.category,
@@ -141,7 +144,7 @@ def score_toolcall(
         precision=precision,
         recall=recall,
         errors=list(errors),
-        format_ok=not parsed.errors,
+        format_ok=not parsed.errors and not (expects_call and not parsed.calls),
         calls=calls,
         matched=matched,
         predicted=n_pred,

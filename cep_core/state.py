@@ -126,3 +126,39 @@ def m002_jobs(db: sqlite_utils.Database) -> None:
     )
     db["job_transitions"].create_index(["job_id", "ts"])
 
+
+@STATE_MIGRATIONS
+def m003_evaluations(db: sqlite_utils.Database) -> None:
+    """Evaluations (cep_core.evaluation.store): where each one's files are, what was evaluated, and the headline
+    figures per track so the console can list and compare them without opening results.json."""
+    db["evaluations"].create(
+        {
+            "id": str,
+            "run_dir": str,  # the job's own run directory
+            "eval_dir": str,  # where predictions.jsonl, examples.jsonl and results.json are
+            "training_run": str,  # the training run evaluated, when there is one
+            "name": str,
+            "created": float,
+            "finished": float,
+            "model": str,
+            "adapter": str,
+            "backend": str,
+            "cep_variant": str,
+            "cep_sha256": str,
+            "data_spec": str,  # JSON: the sets, their sample sizes and seeds
+            "state": str,  # running | completed | stopped | failed
+            "error": str,
+            "n": int,
+            "format_compliance": float,
+            "structured_n": int,
+            "structured_f1": float,
+            "structured_format_compliance": float,
+            "toolcall_n": int,
+            "toolcall_f1": float,
+            "toolcall_format_compliance": float,
+        },
+        pk="id",
+        not_null={"run_dir", "eval_dir", "created", "backend", "state"},
+    )
+    db["evaluations"].create_index(["created"])
+    db["evaluations"].create_index(["training_run"])

@@ -77,10 +77,16 @@ def render_tools_prompt(tools: list[dict[str, Any]], system_prompt: str | None =
 
 def tools_from_system_prompt(text: str) -> list[dict[str, Any]]:
     """The tools listed inside `<tools>…</tools>` of a system prompt (JSON or Python-literal; one list or one per line)."""
-    match = _TOOLS_BLOCK.search(text or "")
-    if not match:
-        return []
-    body = match.group(1)
+    # Prompts mention the tags in prose first ("within <tools></tools> XML tags"): take the first block that
+    # holds tools.
+    for match in _TOOLS_BLOCK.finditer(text or ""):
+        tools = _tools_in(match.group(1))
+        if tools:
+            return tools
+    return []
+
+
+def _tools_in(body: str) -> list[dict[str, Any]]:
     value, _ = loads_lenient(body)
     if isinstance(value, list):
         return [v for v in value if isinstance(v, dict)]

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from cep_core.bfcl import gold_calls, load_bfcl, rule_for
+from cep_core.bfcl import UNSATISFIABLE, gold_calls, load_bfcl, rule_for
 from cep_core.bfcl_checker import check_example
 from cep_core.evalset import load_examples
 from cep_core.scoring import score_example
@@ -35,14 +35,6 @@ ANSWER_FILES = [
     "live_parallel",
     "live_parallel_multiple",
 ]
-
-# Entries no output can pass under BFCL's own checker: the answer contradicts the function's schema.
-UNSATISFIABLE = {
-    "live_multiple_862-181-3": "answer requires journey_start_time, which Trains_1_FindTrains does not declare",
-    "live_multiple_964-207-0": "answer names 'question' but the schema requires 'statement'",
-    "live_simple_106-63-0": "a required list parameter whose acceptable-value list is empty",
-    "live_simple_112-68-0": "a required list parameter whose acceptable-value list is empty",
-}
 
 
 def entries(category):

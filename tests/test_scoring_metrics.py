@@ -86,6 +86,9 @@ def test_no_expected_and_no_predicted_scores_one_and_a_spurious_call_zero():
 def test_no_call_where_one_was_expected():
     score = score_example(toolcall_example([weather("Oslo")]), "It is probably sunny in Oslo.")
     assert score.f1 == 0.0 and score.errors == ["no_call"]
+    assert not score.format_ok, "prose where a call was asked for does not take the format"
+    irrelevant = score_example(toolcall_example([], rule="irrelevance"), "It is probably sunny in Oslo.")
+    assert irrelevant.format_ok
 
 
 def test_content_errors_are_named():
@@ -116,9 +119,8 @@ def test_format_compliance_strict_f1_and_missing_predictions():
         "2": '<tool_call name="get_weather"/>',
     }
     results, scores = score_all(ex, outputs, "toolcall")
-    assert results["format_compliance"] == pytest.approx(
-        2 / 4
-    )  # clean + the missing one (empty, no format error)
+    # Only the clean output complies: the missing one gave no call where one was expected.
+    assert results["format_compliance"] == pytest.approx(1 / 4)
     assert results["f1"]["macro"] == pytest.approx(2 / 4)
     assert results["strict_f1"] == pytest.approx(1 / 4)
     assert results["missing_predictions"] == 1 and results["missing_ids"] == ["3"]

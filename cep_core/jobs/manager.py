@@ -20,6 +20,7 @@ from cep_core.errors import CepError, InputError
 from cep_core.jobs.backend import Backend, LaunchSpec, Status
 from cep_core.jobs.registry import ACTIVE_STATES, Job, Registry, new_job_id
 from cep_core.runs import ProgressWriter, create_run_dir, iter_progress
+from cep_core.state import resolve_home
 
 KINDS = {"train": "cep_core.training", "eval": "cep_core.evaluation"}
 BACKENDS = ("local", "slurm")
@@ -105,6 +106,8 @@ class JobManager:
 
     def _launch(self, spec: LaunchSpec, backend: str, attempt: int, resumes: str | None) -> Job:
         impl = self.backend(backend)  # a missing sbatch fails here, before a row exists
+        # The job records into the same home as its launcher (evaluations write cep.db rows).
+        spec.env = {"CEP_HOME": str(resolve_home(self.home).resolve()), **spec.env}
         job = self.registry.create(spec, backend, attempt=attempt, resumes=resumes)
         try:
             handle = impl.start(spec)

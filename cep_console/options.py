@@ -1,0 +1,150 @@
+"""What the console was started on: the home, the trace store, the GPU source, demo mode, key remaps.
+
+Resolved once from the command line and the environment (kept apart from the App so tests build it directly).
+Importing this module imports nothing from cep_core (importing cep_core costs ~80 ms): `precheck` validates
+the command line with the standard library alone, so the console can paint its first frame before it loads
+cep_core and resolves the rest.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEMO_RECORDING = "healthy-8x-h100"
+DEMO_CONFIG_NAME = "demo.toml"
+
+
+@dataclass(slots=True)
+class ConsoleOptions:
+    home: Path
+    traces_db: Path
+    replay: Path | None = None  # None = the real NVML
+    demo: bool = False  # the demo run is offered in the launch form (and --demo replays a healthy host)
+    demo_config: Path | None = None
+    keymap: dict[str, str] = field(default_factory=dict)
+    gpu_interval_s: float = 1.0
+    runs_interval_s: float = 1.0
+    supervise_interval_s: float = 5.0
+    traces_interval_s: float = 15.0
+    retrain_threshold: int = 100  # new successful examples that make an agent ready to retrain
+    read_kernel_log: bool = True
+    kernel_log_readers: list | None = None  # None = cep_core's defaults (/dev/kmsg, journal, kern.log)
+
+    @property
+    def gpu_source_label(self) -> str:
+        return f"replay {self.replay.name}" if self.replay else "NVML"
+
+
+def home_is_empty(home: Path) -> bool:
+    """No jobs database and no run yet: a newcomer's first start."""
+    runs = home / "runs"
+    has_runs = runs.is_dir() and any(runs.iterdir())
+    return not (home / "cep.db").exists() and not has_runs
+
+
+def config_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "cep"
+
+
+class OptionError(ValueError):
+    """A bad command-line value, found before cep_core is loaded: `path` and `field` say where."""
+
+    def __init__(self, message: str, path: Path | None = None, field: str | None = None):
+        self.path, self.field = path, field
+        where = f"{path}: " if path else ""
+        super().__init__(f"{where}{message}" + (f" (field {field!r})" if field else ""))
+
+
+def read_keymap(path: Path | None) -> dict[str, str]:
+    """`[keys]` of a TOML file: binding id -> comma-separated keys (e.g. `"runs.launch" = "n,ctrl+n"`)."""
+    import tomllib
+
+    explicit = path is not None
+    path = path or config_dir() / "console-keys.toml"
+    if not path.is_file():
+        if explicit:
+            raise OptionError("key map file not found", path=path)
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise OptionError(f"cannot read the key map: {exc}", path=path) from None
+    keys = data.get("keys", {})
+    if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
+        raise OptionError("expected a [keys] table of binding-id = \"key,key\" strings", path=path, field="keys")
+    return dict(keys)
+
+
+def load_keymap(path: Path | None) -> dict[str, str]:
+    """read_keymap with cep_core's InputError (the error every cep command prints)."""
+    from cep_core.errors import InputError
+
+    try:
+        return read_keymap(path)
+    except OptionError as exc:
+        raise InputError(str(exc).split(": ", 1)[-1] if exc.path else str(exc), path=exc.path,
+                         field=exc.field) from None
+
+
+def precheck(replay: str | None = None, keys: str | None = None, threshold: int | None = None) -> None:
+    """Validate the command line with the standard library only (OptionError names the file or field)."""
+    if replay and not Path(replay).expanduser().is_file():
+        raise OptionError("replay file not found", path=Path(replay).expanduser())
+    read_keymap(Path(keys).expanduser() if keys else None)
+    if threshold is not None and threshold <= 0:
+        raise OptionError(f"--threshold must be positive, got {threshold}", field="threshold")
+
+
+def bundled_recording(name: str) -> Path:
+    """A GPU recording shipped with cep_core (found without importing the replay module and NVML bindings)."""
+    from importlib import resources
+
+    return Path(str(resources.files("cep_core.gpu.recordings").joinpath(f"{name}.json")))
+
+
+def write_demo_config(home: Path) -> Path:
+    """The ready-to-launch demo run: the shipped demo config (builtin:tiny on the CPU), copied into the home."""
+    from importlib import resources
+
+    target = home / "demo" / DEMO_CONFIG_NAME
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        source = resources.files("cep_core.training").joinpath("configs", DEMO_CONFIG_NAME)
+        target.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    return target
+
+
+def resolve_options(home: str | None = None, traces: str | None = None, replay: str | None = None,
+                    demo: bool = False, keys: str | None = None, threshold: int | None = None) -> ConsoleOptions:
+    """The options of one console session. `--demo` uses a fresh temporary home and replays a healthy host."""
+    import tempfile
+
+    from cep_core.errors import InputError
+    from cep_core.state import resolve_home
+
+    home_path = Path(tempfile.mkdtemp(prefix="cep-demo-")) if demo and not home else resolve_home(home)
+    empty = home_is_empty(home_path)
+    replay_path = Path(replay).expanduser() if replay else None
+    if replay_path is not None and not replay_path.is_file():
+        raise InputError("replay file not found", path=replay_path)
+    if demo and replay_path is None:
+        replay_path = bundled_recording(DEMO_RECORDING)
+    if traces:
+        traces_path = Path(traces).expanduser()
+    elif os.environ.get("CEP_TRACES_DB"):
+        traces_path = Path(os.environ["CEP_TRACES_DB"]).expanduser()
+    else:
+        traces_path = home_path / "traces.db"
+    opts = ConsoleOptions(home=home_path, traces_db=traces_path, replay=replay_path, demo=demo or empty,
+                          keymap=load_keymap(Path(keys).expanduser() if keys else None))
+    if threshold is not None:
+        if threshold <= 0:
+            raise InputError(f"--threshold must be positive, got {threshold}", field="threshold")
+        opts.retrain_threshold = threshold
+    if opts.demo:
+        home_path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        opts.demo_config = write_demo_config(home_path)
+    return opts

@@ -1,0 +1,130 @@
+"""The runs side of the console: the job table's rows, a run's loss curve, and state changes worth a notice.
+
+Plain Python over cep_core.jobs (registry, manager, supervisor) and the run directories' progress.jsonl.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cep_core.jobs.progress import run_progress
+from cep_core.runs import iter_progress
+
+NOTIFY_STATES = {"crashed": "error", "failed": "error", "succeeded": "information", "waiting": "warning"}
+
+
+@dataclass(slots=True)
+class RunRow:
+    job_id: str
+    name: str
+    kind: str
+    backend: str
+    state: str
+    step: int | None
+    total_steps: int | None
+    loss: float | None
+    tokens_per_s: float | None
+    eta_s: float | None
+    attempt: int
+    run_dir: str
+    reason: str
+    gpus: int = 0
+
+    @property
+    def fraction(self) -> float | None:
+        if self.step is None or not self.total_steps:
+            return None
+        return min(self.step / self.total_steps, 1.0)
+
+
+class ProgressCache:
+    """run_progress per run directory, re-read only when progress.jsonl changed (size or mtime): the job
+    table is refreshed every second and a long run's log holds thousands of events."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
+
+    def get(self, run_dir: str) -> dict[str, Any]:
+        try:
+            st = (Path(run_dir) / "progress.jsonl").stat()
+            key = (st.st_size, st.st_mtime_ns)
+        except OSError:
+            key = (-1, -1)
+        hit = self._cache.get(run_dir)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        prog = run_progress(run_dir)
+        self._cache[run_dir] = (key, prog)
+        return prog
+
+
+def row_of(job: Any, cache: ProgressCache | None = None) -> RunRow:
+    prog = cache.get(job.run_dir) if cache is not None else run_progress(job.run_dir)
+    return RunRow(job_id=job.id, name=job.name, kind=job.kind, backend=job.backend, state=job.state,
+                  step=prog["step"], total_steps=prog["total_steps"], loss=prog["loss"],
+                  tokens_per_s=prog["tokens_per_s"], eta_s=prog["eta_s"], attempt=job.attempt,
+                  run_dir=job.run_dir, reason=job.reason or "", gpus=int(job.spec.get("gpus") or 0))
+
+
+@dataclass(slots=True)
+class RunsState:
+    rows: list[RunRow]
+    changes: list[tuple[RunRow, str]]  # (row, previous state) for jobs that moved to a state worth a notice
+    decisions: list[Any]  # the supervisor's decisions of this tick
+
+
+def loss_curve(run_dir: str | Path, limit: int = 400) -> list[float]:
+    """The `loss` of each step event (the last `limit`), in order; the sparkline of the selected run."""
+    out: list[float] = []
+    for ev in iter_progress(run_dir):
+        if ev["event"] == "step" and isinstance(ev.get("loss"), int | float):
+            out.append(float(ev["loss"]))
+    return out[-limit:]
+
+
+class RunsFeed:
+    """Refreshes jobs (and runs the auto-resume supervisor) for the console; remembers states between polls."""
+
+    def __init__(self, home: Path, replay: Path | None = None):
+        from cep_core.jobs.manager import JobManager
+
+        self.home = home
+        self.replay = replay
+        self.manager = JobManager(home=home)
+        self._states: dict[str, str] | None = None
+        self._supervisor: Any = None
+        self._progress = ProgressCache()
+
+    def supervisor(self) -> Any:
+        if self._supervisor is None:
+            from cep_core.jobs.policy import Supervisor, gpu_health_check
+
+            self._supervisor = Supervisor(self.manager, health=gpu_health_check(
+                str(self.replay) if self.replay else None))
+        return self._supervisor
+
+    def poll(self, supervise: bool = False) -> RunsState:
+        """Refresh active jobs (or run one supervisor tick), then read every job's progress."""
+        decisions = self.supervisor().tick() if supervise else []
+        if not supervise:
+            self.manager.refresh_all()
+        rows = [row_of(job, self._progress) for job in self.manager.registry.list(limit=500)]
+        changes: list[tuple[RunRow, str]] = []
+        if self._states is not None:
+            for row in rows:
+                before = self._states.get(row.job_id)
+                if before is not None and before != row.state and row.state in NOTIFY_STATES:
+                    changes.append((row, before))
+        self._states = {r.job_id: r.state for r in rows}
+        return RunsState(rows=rows, changes=changes, decisions=decisions)
+
+    def stop(self, job_id: str) -> Any:
+        return self.manager.stop(job_id, grace_s=20.0)
+
+    def resume(self, job_id: str) -> Any:
+        return self.manager.resume(job_id)
+
+    def launch(self, config: Path, backend: str = "local", gpus: int = 0, name: str | None = None) -> Any:
+        return self.manager.start_config(config, kind="train", backend=backend, name=name, gpus=gpus)

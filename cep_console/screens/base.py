@@ -1,0 +1,26 @@
+"""What every mode screen shares: the header, the footer, and subscribing to one of the App's feeds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.screen import Screen
+
+
+class ModeScreen(Screen):
+    """A mode's screen. `FEED` names the App signal it shows (gpu, runs, traces) and `show_state` gets it."""
+
+    FEED: str | None = None
+
+    def on_mount(self) -> None:
+        if self.FEED is None:
+            return
+        signal = getattr(self.app, f"{self.FEED}_signal")
+        signal.subscribe(self, self.show_state)
+        current = {"gpu": "gpu_state", "runs": "runs_state", "traces": "traces_overview"}[self.FEED]
+        state = getattr(self.app, current)
+        if state is not None:
+            self.show_state(state)
+
+    def show_state(self, state: Any) -> None:  # pragma: no cover - every mode screen overrides it
+        raise NotImplementedError

@@ -1,0 +1,197 @@
+"""Runs: the job table, and for the selected run its progress bar, loss curve and live log.
+
+Keys: n launch, d launch the demo run, s stop, r resume, e its evaluations. Stop/resume/launch run in workers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer, Header, ProgressBar, Sparkline, Static
+
+from cep_console.formatting import duration, num
+from cep_console.messages import ActionDone
+from cep_console.screens.base import ModeScreen
+from cep_console.widgets.log_follower import LogFollower
+
+STATE_STYLE = {"running": "bold green", "queued": "cyan", "succeeded": "green", "failed": "bold red",
+               "crashed": "bold red", "stopped": "yellow", "waiting": "yellow"}
+COLUMNS = (("name", "name"), ("kind", "kind"), ("backend", "backend"), ("state", "state"),
+           ("step", "step/total"), ("loss", "loss"), ("tps", "tok/s"), ("eta", "ETA"), ("attempt", "try"),
+           ("id", "job"))
+
+
+def cells(row: Any) -> list[Any]:
+    step = f"{row.step if row.step is not None else '-'}/{row.total_steps if row.total_steps else '-'}"
+    return [row.name, row.kind, row.backend, Text(row.state, style=STATE_STYLE.get(row.state, "")), step,
+            num(row.loss, "{:.4f}", "-"), num(row.tokens_per_s, "{:.0f}", "-"),
+            duration(row.eta_s) if row.state in ("running", "queued") else "-", str(row.attempt), row.job_id]
+
+
+class RunsScreen(ModeScreen):
+    FEED = "runs"
+    BINDINGS = [
+        Binding("n", "launch", "Launch", id="runs.launch"),
+        Binding("d", "launch_demo", "Demo run", id="runs.launch_demo"),
+        Binding("s", "stop", "Stop", id="runs.stop"),
+        Binding("r", "resume", "Resume", id="runs.resume"),
+        Binding("e", "evals", "Evals", id="runs.evals"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, Any] = {}
+        self.selected: str | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
+        with Vertical(id="run-detail"):
+            yield Static("No runs yet. Press n to launch one, or d for the demo run.", id="run-title")
+            with Horizontal(id="run-progress-row"):
+                yield ProgressBar(total=1, id="run-progress", show_eta=False)
+            with Horizontal(id="loss-row"):
+                yield Static("loss", id="loss-label")
+                yield Sparkline([], id="loss-curve")
+            yield LogFollower(id="run-log")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#jobs", DataTable)
+        for key, label in COLUMNS:
+            table.add_column(label, key=key)
+        super().on_mount()
+
+    # ------------------------------------------------------------------ state
+    def show_state(self, state: Any) -> None:
+        table = self.query_one("#jobs", DataTable)
+        fresh = {r.job_id: r for r in state.rows}
+        if list(fresh) != list(self.rows):  # jobs came or went: rebuild, keeping the cursor on its job
+            table.clear()
+            for job_id, row in fresh.items():
+                table.add_row(*cells(row), key=job_id)
+            if self.selected in fresh:
+                table.move_cursor(row=list(fresh).index(self.selected))
+        else:
+            for job_id, row in fresh.items():
+                old = cells(self.rows[job_id])
+                for (key, _), new_value, old_value in zip(COLUMNS, cells(row), old, strict=True):
+                    if str(new_value) != str(old_value):
+                        table.update_cell(job_id, key, new_value)
+        self.rows = fresh
+        if self.selected is None and state.rows:
+            self._select(state.rows[0].job_id)
+        elif self.selected in fresh:
+            self._show_detail(fresh[self.selected])
+
+    @on(DataTable.RowHighlighted, "#jobs")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key is not None and event.row_key.value in self.rows:
+            self._select(str(event.row_key.value))
+
+    def _select(self, job_id: str) -> None:
+        changed = job_id != self.selected
+        self.selected = job_id
+        row = self.rows[job_id]
+        if changed:
+            self.query_one(LogFollower).follow(Path(row.run_dir) / "stdout.log")
+        self._show_detail(row)
+
+    def _show_detail(self, row: Any) -> None:
+        title = Text()
+        title.append(f"{row.name} ", style="bold")
+        title.append(row.state, style=STATE_STYLE.get(row.state, ""))
+        title.append(f" · attempt {row.attempt} · {row.reason}")
+        self.query_one("#run-title", Static).update(title)
+        bar = self.query_one("#run-progress", ProgressBar)
+        if row.total_steps:
+            bar.update(total=row.total_steps, progress=row.step or 0)
+        elif row.state in ("running", "queued"):
+            bar.update(total=None)  # indeterminate (animated) until the job says how many steps
+        else:
+            bar.update(total=1, progress=0)
+        self._load_loss(row.run_dir)
+
+    @work(thread=True, exclusive=True, group="loss")
+    def _load_loss(self, run_dir: str) -> None:
+        from cep_console.runs_feed import loss_curve
+
+        curve = loss_curve(run_dir)
+        self.app.call_from_thread(self._show_loss, curve)
+
+    def _show_loss(self, curve: list[float]) -> None:
+        label = "loss -" if not curve else f"loss {curve[-1]:.4f} (min {min(curve):.4f})"
+        self.query_one("#loss-label", Static).update(label)
+        self.query_one("#loss-curve", Sparkline).data = curve
+
+    # ------------------------------------------------------------------ actions
+    def _selected_row(self) -> Any:
+        if self.selected is None or self.selected not in self.rows:
+            self.notify("No run selected.", severity="warning")
+            return None
+        return self.rows[self.selected]
+
+    def action_launch(self) -> None:
+        from cep_console.screens.launch import LaunchScreen
+
+        self.app.push_screen(LaunchScreen(self.app.options), self._launched)
+
+    def action_launch_demo(self) -> None:
+        from cep_console.screens.launch import LaunchScreen
+
+        options = self.app.options
+        if options.demo_config is None:
+            from cep_console.options import write_demo_config
+
+            options.demo_config = write_demo_config(options.home)
+        self.app.push_screen(LaunchScreen(options, demo=True), self._launched)
+
+    def _launched(self, job_id: str | None) -> None:
+        if job_id:
+            self.selected = None
+            self.app.wake("runs")
+
+    def action_stop(self) -> None:
+        row = self._selected_row()
+        if row is not None:
+            self.notify(f"Stopping {row.name} (it writes a checkpoint first)…")
+            self._job_action("stop", row.job_id)
+
+    def action_resume(self) -> None:
+        row = self._selected_row()
+        if row is not None:
+            self._job_action("resume", row.job_id)
+
+    @work(thread=True, group="job-actions")
+    def _job_action(self, what: str, job_id: str) -> None:
+        from cep_core.errors import CepError
+        from cep_core.jobs.manager import JobManager
+
+        manager = JobManager(home=self.app.options.home)
+        try:
+            if what == "stop":
+                job = manager.stop(job_id, grace_s=20.0)
+                text = f"{job.name}: {job.state} ({job.reason})"
+            else:
+                job = manager.resume(job_id)
+                text = f"{job.name}: attempt {job.attempt} started as {job.id}"
+            self.post_message(ActionDone(what, True, text))
+        except CepError as exc:
+            self.post_message(ActionDone(what, False, str(exc)))
+        self.app.wake("runs")
+
+    def on_action_done(self, message: ActionDone) -> None:
+        message.stop()
+        self.notify(message.text, severity="information" if message.ok else "error", timeout=12)
+
+    def action_evals(self) -> None:
+        row = self._selected_row()
+        if row is not None:
+            self.app.pending_eval_filter = Path(row.run_dir).name
+            self.app.action_show_mode("evals")

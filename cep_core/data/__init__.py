@@ -1,0 +1,1 @@
+"""Dataset loading and conversion to chat messages (Hermes, json-mode, BFCL), CEP application, splitting."""

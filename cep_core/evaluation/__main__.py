@@ -1,0 +1,5 @@
+import sys
+
+from cep_core.evaluation.job import main
+
+sys.exit(main())

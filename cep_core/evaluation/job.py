@@ -1,0 +1,385 @@
+"""The evaluation job: `python -m cep_core.evaluation RUN_DIR` evaluates what RUN_DIR/run.toml describes.
+
+It loads the eval sets, applies the CEP (or not), generates with the configured backend, scores both tracks
+with cep_core.scoring, and writes `evals/<eval-id>/` (predictions.jsonl, examples.jsonl, results.json) under
+the training run it evaluates, or under its own run directory. Progress goes to RUN_DIR/progress.jsonl
+(start, step, eval, end or error); a training run also gets the `eval` event in its own log, so its page shows
+the figures. A row in cep.db (table `evaluations`) follows the evaluation from running to its end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cep_core import baselines
+from cep_core.errors import InputError
+from cep_core.evalset import EvalExample
+from cep_core.evaluation import store
+from cep_core.evaluation.backends import Backend, Generation, Request
+from cep_core.evaluation.config import EvalConfig, load_eval_config
+from cep_core.evaluation.sets import DEFAULT_HOLDOUT, LoadedSet, load_sets
+from cep_core.prefix import NO_CEP, Cep, apply_cep, get_cep
+from cep_core.runs import ProgressWriter, RunPaths, list_runs, new_run_id
+from cep_core.state import resolve_home, runs_dir
+
+EXIT_COMPLETED = 0
+EXIT_ERROR = 1
+EXIT_CONFIG = 2
+EXIT_STOPPED = 3
+_STEP_INTERVAL_S = 0.5
+
+EventHook = Callable[[dict[str, Any]], None]
+
+
+@dataclass(slots=True)
+class Plan:
+    """Everything resolved before any model is loaded: what to evaluate, on what, and where results go."""
+
+    config: EvalConfig
+    paths: RunPaths  # the job's own run directory
+    training: RunPaths | None
+    model: str
+    adapter: str | None
+    tiny_base: Path | None
+    cep: Cep | None
+    holdout: tuple[float, int]
+    eval_id: str
+    eval_dir: Path
+
+    @property
+    def cep_variant(self) -> str:
+        return self.cep.name if self.cep else NO_CEP
+
+
+def find_run(ref: str, home: str | Path | None = None) -> RunPaths:
+    """A training run by path, id, or unique id prefix."""
+    path = Path(ref).expanduser()
+    if path.is_dir() and (path / "run.toml").is_file():
+        return RunPaths(path.resolve())
+    candidate = runs_dir(home) / ref
+    if candidate.is_dir():
+        return RunPaths(candidate.resolve())
+    matches = [p for p in list_runs(home) if p.name.startswith(ref)]
+    if len(matches) == 1:
+        return RunPaths(matches[0].resolve())
+    if matches:
+        raise InputError(f"run {ref!r} is ambiguous: {', '.join(p.name for p in matches[:5])}", field="run")
+    raise InputError(f"no training run {ref!r} under {runs_dir(home)}", field="run")
+
+
+def make_plan(config: EvalConfig, paths: RunPaths, home: str | Path | None = None) -> Plan:
+    training = find_run(config.run, home) if config.run else None
+    model, adapter, tiny_base = config.model, config.adapter or None, None
+    cep_name = config.cep
+    holdout = DEFAULT_HOLDOUT
+    if training is not None:
+        from cep_core.training.config import load_config
+
+        train_config = load_config(training.run_toml)
+        model = model or train_config.model
+        cep_name = cep_name or train_config.data.cep
+        holdout = (train_config.data.holdout_fraction, train_config.data.seed)
+        tiny_base = training.tiny_base
+        if config.use_adapter and not adapter:
+            if not (training.adapter / "adapter_config.json").is_file():
+                from cep_core.runs import run_status
+
+                raise InputError(
+                    f"run {training.root.name} has no adapter yet (it is {run_status(training.root)}); "
+                    "evaluate it when it has completed, or set use_adapter = false for its base model",
+                    path=training.adapter,
+                    field="run",
+                )
+            adapter = str(training.adapter)
+    cep = None if (cep_name or NO_CEP) == NO_CEP else get_cep(cep_name)
+    eval_id = new_run_id(config.name)
+    eval_dir = (training or paths).evals / eval_id
+    return Plan(config, paths, training, model, adapter, tiny_base, cep, holdout, eval_id, eval_dir)
+
+
+def make_backend(plan: Plan) -> Backend:
+    config = plan.config
+    if config.backend == "hf":
+        from cep_core.evaluation.backends.hf import HfBackend
+
+        return HfBackend(
+            plan.model,
+            plan.adapter,
+            tiny_base=plan.tiny_base,
+            batch_size=config.hf.batch_size,
+            max_new_tokens=config.hf.max_new_tokens,
+            device=config.hf.device,
+            dtype=config.hf.dtype,
+        )
+    if config.backend == "openai":
+        from cep_core.evaluation.backends.openai import OpenAIBackend
+
+        o = config.openai
+        return OpenAIBackend(
+            o.base_url,
+            plan.model,
+            api_key_env=o.api_key_env,
+            concurrency=o.concurrency,
+            max_retries=o.max_retries,
+            timeout_s=o.timeout_s,
+            max_tokens=o.max_tokens,
+            temperature=o.temperature,
+            backoff_s=o.backoff_s,
+            max_backoff_s=o.max_backoff_s,
+        )
+    from cep_core.evaluation.backends.predictions import PredictionsBackend
+
+    return PredictionsBackend(config.predictions.path, plan.model)
+
+
+class _Reporter:
+    """Step events, throttled, and the same events to an in-process hook (the CLI's progress bar)."""
+
+    def __init__(self, writer: ProgressWriter, total: int, hook: EventHook | None):
+        self.writer, self.total, self.hook = writer, total, hook
+        self.done = 0
+        self.started = time.monotonic()
+        self.last_emit = 0.0
+
+    def emit(self, event: str, **fields: Any) -> None:
+        record = self.writer.emit(event, **fields)
+        if self.hook:
+            self.hook(record)
+
+    def advance(self, count: int) -> None:
+        self.done += count
+        now = time.monotonic()
+        if now - self.last_emit < _STEP_INTERVAL_S and self.done < self.total:
+            if self.hook:
+                self.hook({"event": "step", "step": self.done, "total_steps": self.total})
+            return
+        self.last_emit = now
+        elapsed = max(now - self.started, 1e-9)
+        rate = self.done / elapsed
+        eta = (self.total - self.done) / rate if rate > 0 else None
+        self.emit(
+            "step",
+            step=self.done,
+            total_steps=self.total,
+            examples_per_s=round(rate, 3),
+            eta_s=round(eta, 1) if eta is not None else None,
+        )
+
+
+def run_evaluation(
+    run_dir: str | Path,
+    home: str | Path | None = None,
+    hook: EventHook | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[int, dict[str, Any] | None]:
+    """Run the evaluation of RUN_DIR to its end: (exit code, results or None). Never raises for job errors;
+    they end as an `error` event, a failed cep.db row and a non-zero code."""
+    from cep_core.training.failures import classify, describe
+
+    paths = RunPaths(Path(run_dir).resolve())
+    writer = ProgressWriter(paths.progress)
+    reporter = _Reporter(writer, 0, hook)
+    plan: Plan | None = None
+    recorded = False
+    try:
+        config = load_eval_config(paths.run_toml)
+        plan = make_plan(config, paths, home)
+        sets = load_sets(config.sets, plan.holdout, config.tool_format)
+        examples = [ex for loaded in sets for ex in loaded.examples]
+        if not examples:
+            raise InputError(
+                "the eval sets hold no examples (check the sources, split and sample)", field="sets"
+            )
+        requests = [Request(ex.id, apply_cep(ex.messages, plan.cep)) for ex in examples]
+        created = time.time()
+        store.record_start(
+            store.EvalRecord(
+                id=plan.eval_id,
+                run_dir=str(paths.root),
+                eval_dir=str(plan.eval_dir),
+                created=created,
+                backend=config.backend,
+                state="running",
+                training_run=str(plan.training.root) if plan.training else None,
+                name=config.name,
+                model=plan.model or None,
+                adapter=plan.adapter,
+                cep_variant=plan.cep_variant,
+                cep_sha256=plan.cep.sha256 if plan.cep else None,
+                data_spec=[s.describe() for s in sets],
+            ),
+            home,
+        )
+        recorded = True
+        reporter.total = len(requests)
+        reporter.emit(
+            "start",
+            total_steps=len(requests),
+            world_size=1,
+            model=plan.model,
+            cep_variant=plan.cep_variant,
+            cep_sha256=plan.cep.sha256 if plan.cep else None,
+            resumed_from=None,
+            eval_id=plan.eval_id,
+            eval_dir=str(plan.eval_dir),
+            backend=config.backend,
+            adapter=plan.adapter,
+        )
+        backend = make_backend(plan)
+        reporter.started = time.monotonic()
+        generations = backend.generate(requests, reporter.advance, should_stop)
+        plan.eval_dir.mkdir(parents=True, exist_ok=True)
+        _write_jsonl(plan.eval_dir / store.PREDICTIONS, (g.to_dict() for g in generations))
+        if len(generations) < len(requests):
+            reporter.emit("end", status="stopped", step=len(generations))
+            store.record_end(plan.eval_id, "stopped", home)
+            return EXIT_STOPPED, None
+        results = score_and_write(plan, sets, examples, generations, backend, created)
+        metrics = {**store.headline_figures(results), "eval_id": plan.eval_id}
+        reporter.emit("eval", step=len(requests), metrics=metrics)
+        if plan.training is not None:
+            ProgressWriter(plan.training.progress).emit("eval", step=None, metrics=metrics)
+        store.record_end(plan.eval_id, "completed", home, results)
+        reporter.emit("end", status="completed", step=len(requests))
+        return EXIT_COMPLETED, results
+    except BaseException as exc:  # every failure ends with an error event the console can show
+        if isinstance(exc, KeyboardInterrupt | SystemExit):
+            if plan is not None and recorded:
+                store.record_end(plan.eval_id, "stopped", home)
+            reporter.emit("end", status="stopped", step=reporter.done)
+            raise
+        kind = classify(exc)
+        message = describe(exc)
+        reporter.emit("error", kind=kind, message=message)
+        if plan is not None and recorded:
+            store.record_end(plan.eval_id, "failed", home, error=f"{kind}: {message}")
+        if not isinstance(exc, InputError):
+            import traceback
+
+            traceback.print_exc()
+        print(f"evaluation failed ({kind}): {message}", file=sys.stderr, flush=True)
+        return (EXIT_CONFIG if isinstance(exc, InputError) else EXIT_ERROR), None
+
+
+def score_and_write(
+    plan: Plan,
+    sets: list[LoadedSet],
+    examples: list[EvalExample],
+    generations: list[Generation],
+    backend: Backend,
+    created: float,
+) -> dict[str, Any]:
+    """Score both tracks, write results.json and examples.jsonl; return the results."""
+    from cep_core.scoring import score_all
+
+    config = plan.config
+    by_id = {g.id: g for g in generations}
+    outputs = {g.id: g.output for g in generations if g.output is not None}
+    tracks: dict[str, Any] = {}
+    rows: list[dict[str, Any]] = []
+    for track in ("toolcall", "structured"):
+        track_examples = [ex for ex in examples if ex.track == track]
+        if not track_examples:
+            continue
+        figures, scores = score_all(track_examples, outputs, track, config.tool_format, config.strict)
+        # Each track carries what it measured, so a track's figures read alone still say what they are.
+        figures.update(
+            {
+                "model": plan.model or None,
+                "adapter": plan.adapter,
+                "cep_variant": plan.cep_variant,
+                "cep_sha256": plan.cep.sha256 if plan.cep else None,
+                "data_spec": [s.describe() for s in sets if s.track == track],
+            }
+        )
+        tracks[track] = figures
+        for ex, score in zip(track_examples, scores, strict=True):
+            generation = by_id.get(ex.id)
+            row = {"track": track, **score.to_dict()}
+            row["prompt"] = ex.messages
+            row["expected"] = ex.expected if track == "structured" else ex.answers
+            row["output"] = generation.output if generation else None
+            if generation and generation.error:
+                row["generation_error"] = generation.error
+            rows.append(row)
+    failed = [g for g in generations if g.error]
+    results = {
+        "eval_id": plan.eval_id,
+        "name": config.name,
+        "created": created,
+        "finished": time.time(),
+        "model": plan.model or None,
+        "adapter": plan.adapter,
+        "training_run": str(plan.training.root) if plan.training else None,
+        "backend": backend.describe(),
+        "cep": {"variant": plan.cep_variant, "sha256": plan.cep.sha256 if plan.cep else None},
+        "tool_format": config.tool_format,
+        "strict": config.strict,
+        "data_spec": [s.describe() for s in sets],
+        "generation_errors": {
+            "count": len(failed),
+            "examples": [{"id": g.id, "error": g.error} for g in failed[:20]],
+        },
+        "baselines": {"llm": baselines.LLM, "small_model": baselines.SMALL_MODEL},
+        "tracks": tracks,
+    }
+    _write_json(plan.eval_dir / store.RESULTS, results)
+    _write_jsonl(plan.eval_dir / store.EXAMPLES, rows)
+    return results
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _write_jsonl(path: Path, rows: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m cep_core.evaluation",
+        description="Run the evaluation of a run directory (its run.toml).",
+    )
+    parser.add_argument("run_dir")
+    parser.add_argument(
+        "--no-log-file", action="store_true", help="print to the terminal instead of RUN_DIR/stdout.log"
+    )
+    ns = parser.parse_args(argv)
+    paths = RunPaths(Path(ns.run_dir).resolve())
+    if not paths.run_toml.is_file():
+        print(f"{paths.run_toml}: no such file (a run directory holds run.toml)", file=sys.stderr)
+        return EXIT_CONFIG
+    if not ns.no_log_file:
+        fd = os.open(paths.stdout_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    stop = {"requested": False}
+
+    def on_term(signum: int, _frame: Any) -> None:
+        stop["requested"] = True
+        print(f"{signal.Signals(signum).name}: stopping after the current batch", flush=True)
+
+    signal.signal(signal.SIGTERM, on_term)
+    code, _ = run_evaluation(paths.root, resolve_home(None), should_stop=lambda: stop["requested"])
+    return code

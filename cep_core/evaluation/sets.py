@@ -1,0 +1,398 @@
+"""Eval sets: what the model is asked and what the right answer is, for both tracks.
+
+A set's `source` names where its examples come from:
+
+- `bfcl:CAT[,CAT...]` (toolcall) — BFCL files from ../shared/data/bfcl (or $CEP_BFCL_DIR); each category keeps
+  BFCL's own rule (simple, multiple, parallel, irrelevance: no call is right, relevance: any call is right).
+  `bfcl:all` is every category present.
+- `bfcl-json:CAT[,CAT...]` (structured) — BFCL entries of simple categories turned into "answer with the
+  arguments as one JSON object matching this schema"; expected = the gold arguments, schema = the function's
+  parameters in JSON-Schema types. Ids get a `json:` prefix so they never collide with the toolcall ones.
+- `hermes:SOURCE` (toolcall) — Hermes function-calling rows (a file, a Hub name, builtin:sample or
+  builtin:demo); the prompt is the conversation up to the first assistant turn with a tool call, the expected
+  calls are that turn's. Held-out rows by default (the same hash split the training job uses).
+- `json-mode:SOURCE` (structured) — Hermes json-mode rows (with a `schema`): prompt up to the answer, expected =
+  the answer's JSON. Held-out rows by default.
+- a path: a BFCL question file or folder, or a JSONL file in the project's eval format (cep_core.evalset).
+
+Prompts carry the tools rendered into the system prompt by toolprompt.render_tools_prompt, exactly as the
+training data does; the CEP is applied later, at generation, so one set serves both "with" and "without".
+`sample = N` keeps N examples drawn with a fixed seed, round-robin over categories so each one is represented.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cep_core import bfcl
+from cep_core.errors import InputError
+from cep_core.evalset import EvalExample, load_examples
+from cep_core.evaluation.config import SetSpec
+from cep_core.jsonish import loads_lenient
+from cep_core.toolcalls import CallFormat, parse_tool_calls
+from cep_core.toolprompt import function_of, render_tools_prompt, to_json_schema
+
+KINDS = ("bfcl", "bfcl-json", "hermes", "json-mode")
+DEFAULT_HOLDOUT = (0.1, 0)  # the training config's defaults: data.holdout_fraction, data.seed
+STRUCTURED_INSTRUCTION = (
+    "Answer with the arguments for a call to the function {name} as one JSON object matching this JSON "
+    "schema, and nothing else.\nFunction: {name} - {description}\nSchema: {schema}"
+)
+
+
+@dataclass(slots=True)
+class LoadedSet:
+    """One set's examples (prompts ready, CEP not yet applied) and what was left out, by reason."""
+
+    spec: SetSpec
+    track: str
+    examples: list[EvalExample]
+    available: int  # examples before sampling
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    def describe(self) -> dict[str, Any]:
+        """The data spec as results.json and cep.db record it."""
+        return {
+            "source": self.spec.source,
+            "track": self.track,
+            "sample": self.spec.sample,
+            "seed": self.spec.seed,
+            "split": self.spec.split,
+            "holdout_fraction": self.spec.holdout_fraction,
+            "holdout_seed": self.spec.holdout_seed,
+            "n": len(self.examples),
+            "available": self.available,
+            "skipped": dict(sorted(self.skipped.items())),
+            "categories": dict(sorted(Counter(e.category for e in self.examples).items())),
+        }
+
+
+def bfcl_dir() -> Path:
+    """Where `bfcl:` sets read from: $CEP_BFCL_DIR, else the shared data's bfcl/ folder."""
+    env = os.environ.get("CEP_BFCL_DIR")
+    if env:
+        return Path(env).expanduser()
+    from cep_core.data.sources import shared_data_dir
+
+    shared = shared_data_dir()
+    if shared is None:
+        raise InputError(
+            "no BFCL data: set CEP_BFCL_DIR to a folder of BFCL_v4_*.json files (with possible_answer/), "
+            "or give the file's path as the set's source",
+            field="sets.source",
+        )
+    return shared / "bfcl"
+
+
+def bfcl_files(categories: str) -> list[Path]:
+    base = bfcl_dir()
+    if categories.strip() in ("", "all"):
+        files = sorted(p for p in base.glob("BFCL_*.json") if bfcl.is_bfcl_file(p))
+        if not files:
+            raise InputError("no BFCL_*.json files here", path=base)
+        return files
+    files = []
+    for cat in (c.strip() for c in categories.split(",")):
+        found = sorted(p for p in base.glob("BFCL_v*.json") if bfcl.category_of(p) == cat)
+        if not found:
+            known = sorted(bfcl.category_of(p) for p in base.glob("BFCL_*.json"))
+            raise InputError(
+                f"no BFCL category {cat!r} (here: {', '.join(known)})", path=base, field="source"
+            )
+        files.append(found[-1])
+    return files
+
+
+def load_set(
+    spec: SetSpec, holdout: tuple[float, int] = DEFAULT_HOLDOUT, tool_format: str = "target"
+) -> LoadedSet:
+    """The examples of one set, filtered by split and sampled.
+
+    `tool_format` is the call format Hermes rows are converted to (their prompt asks for it and their expected
+    calls are read in it), as the training job converts them; BFCL prompts always describe the target format.
+    """
+    spec = _with_defaults(spec, holdout)
+    kind, sep, rest = spec.source.partition(":")
+    skipped: Counter[str] = Counter()
+    if sep and kind == "bfcl":
+        track, examples = "toolcall", _bfcl_toolcall(bfcl_files(rest), spec)
+    elif sep and kind == "bfcl-json":
+        track, examples = "structured", _bfcl_structured(bfcl_files(rest), spec, skipped)
+    elif sep and kind == "hermes":
+        track, examples = "toolcall", _hermes_toolcall(rest, spec, skipped, tool_format)
+    elif sep and kind == "json-mode":
+        track, examples = "structured", _json_mode(rest, spec, skipped)
+    else:
+        track, examples = _eval_file(spec)
+    available = len(examples)
+    return LoadedSet(spec, track, sample_examples(examples, spec.sample, spec.seed), available, skipped)
+
+
+def load_sets(
+    specs: list[SetSpec], holdout: tuple[float, int] = DEFAULT_HOLDOUT, tool_format: str = "target"
+) -> list[LoadedSet]:
+    """Every set; example ids must be unique across them (predictions are keyed by id)."""
+    loaded = [load_set(s, holdout, tool_format) for s in specs]
+    seen: dict[str, str] = {}
+    for item in loaded:
+        for ex in item.examples:
+            if ex.id in seen:
+                raise InputError(
+                    f"example id {ex.id!r} is in both {seen[ex.id]!r} and {item.spec.source!r}; "
+                    "an evaluation needs unique ids",
+                    field="sets",
+                )
+            seen[ex.id] = item.spec.source
+    return loaded
+
+
+def _with_defaults(spec: SetSpec, holdout: tuple[float, int]) -> SetSpec:
+    kind = spec.source.partition(":")[0]
+    return SetSpec(
+        source=spec.source,
+        sample=spec.sample,
+        seed=spec.seed,
+        track=spec.track,
+        split=spec.split or ("holdout" if kind in ("hermes", "json-mode") else "all"),
+        holdout_fraction=holdout[0] if spec.holdout_fraction == -1.0 else spec.holdout_fraction,
+        holdout_seed=holdout[1] if spec.holdout_seed == -1 else spec.holdout_seed,
+    )
+
+
+def _keep(row_id: str, spec: SetSpec) -> bool:
+    if spec.split == "all":
+        return True
+    from cep_core.data.prepare import is_holdout
+
+    held = is_holdout(row_id, spec.holdout_fraction, spec.holdout_seed)
+    return held if spec.split == "holdout" else not held
+
+
+def sample_examples(examples: list[EvalExample], n: int, seed: int) -> list[EvalExample]:
+    """N examples drawn with `seed`, round-robin over categories (each shuffled); all of them when n is 0."""
+    if n <= 0 or n >= len(examples):
+        return list(examples)
+    rng = random.Random(seed)
+    groups: dict[str, list[EvalExample]] = defaultdict(list)
+    for ex in examples:
+        groups[ex.category].append(ex)
+    queues = []
+    for category in sorted(groups):
+        items = sorted(groups[category], key=lambda e: e.id)
+        rng.shuffle(items)
+        queues.append(items)
+    picked: list[EvalExample] = []
+    while len(picked) < n:
+        for queue in queues:
+            if queue and len(picked) < n:
+                picked.append(queue.pop())
+    return picked
+
+
+# ---------------------------------------------------------------- prompts
+
+
+def tool_prompt(messages: list[dict[str, Any]], functions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The conversation with the tools rendered into its system prompt (created when absent)."""
+    system = next((m.get("content") for m in messages if m.get("role") == "system"), None)
+    if isinstance(system, str) and "<tools>" in system:
+        return [dict(m) for m in messages]  # already carries its tools block
+    rest = [
+        {"role": m.get("role"), "content": m.get("content")} for m in messages if m.get("role") != "system"
+    ]
+    return [{"role": "system", "content": render_tools_prompt(functions, system)}, *rest]
+
+
+def structured_prompt(
+    function: dict[str, Any], schema: dict[str, Any], messages: list[dict[str, Any]]
+) -> list:
+    instruction = STRUCTURED_INSTRUCTION.format(
+        name=function.get("name", ""),
+        description=(function.get("description") or "").strip(),
+        schema=json.dumps(schema, ensure_ascii=False),
+    )
+    system = next((m.get("content") for m in messages if m.get("role") == "system"), None)
+    content = (
+        f"{system.strip()}\n\n{instruction}" if isinstance(system, str) and system.strip() else instruction
+    )
+    rest = [
+        {"role": m.get("role"), "content": m.get("content")} for m in messages if m.get("role") != "system"
+    ]
+    return [{"role": "system", "content": content}, *rest]
+
+
+# ---------------------------------------------------------------- sources
+
+
+def _bfcl_toolcall(files: list[Path], spec: SetSpec) -> list[EvalExample]:
+    out = []
+    for path in files:
+        for ex in load_examples(path, "toolcall"):
+            if _keep(ex.id, spec):
+                ex.messages = tool_prompt(ex.messages, ex.functions)
+                out.append(ex)
+    return out
+
+
+def _bfcl_structured(files: list[Path], spec: SetSpec, skipped: Counter[str]) -> list[EvalExample]:
+    out = []
+    for path in files:
+        category = bfcl.category_of(path)
+        if bfcl.rule_for(category) != "simple":
+            raise InputError(
+                f"bfcl-json takes simple categories only (one function, one call); {category!r} is "
+                f"{bfcl.rule_for(category)}",
+                path=path,
+                field="source",
+            )
+        for entry in bfcl.load_bfcl(path):
+            if not _keep(entry.id, spec):
+                continue
+            calls = bfcl.gold_calls(entry)
+            if len(calls) != 1 or len(entry.functions) != 1:
+                skipped["not_one_call"] += 1
+                continue
+            function = entry.functions[0]
+            schema = to_json_schema(function.get("parameters") or {})
+            out.append(
+                EvalExample(
+                    id=f"json:{entry.id}",
+                    track="structured",
+                    category=f"json_{category}",
+                    messages=structured_prompt(function, schema, entry.messages),
+                    rule="structured",
+                    schema=schema,
+                    expected=calls[0].arguments,
+                )
+            )
+    return out
+
+
+def _hermes_rows(source: str, spec: SetSpec, skipped: Counter[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(row id, row) of the rows of a Hermes source that the split keeps."""
+    from cep_core.data.prepare import row_id
+    from cep_core.data.sources import is_malformed, iter_rows
+
+    for raw in iter_rows(source):
+        if raw.kind != "hermes":
+            skipped["not_a_hermes_row"] += 1
+            continue
+        if is_malformed(raw) or not isinstance(raw.data, dict):
+            skipped["malformed_json"] += 1
+            continue
+        rid = row_id(raw)
+        if not _keep(rid, spec):
+            continue
+        yield rid, raw.data
+
+
+def _hermes_toolcall(
+    source: str, spec: SetSpec, skipped: Counter[str], tool_format: str = "target"
+) -> list[EvalExample]:
+    from cep_core.data.convert import SkipRow, find_tools, row_to_messages
+
+    fmt = CallFormat(tool_format)
+    out = []
+    for rid, row in _hermes_rows(source, spec, skipped):
+        if row.get("schema"):
+            skipped["json_mode_row"] += 1
+            continue
+        try:
+            messages = row_to_messages(row, fmt.value)
+        except SkipRow as skip:
+            skipped[skip.reason] += 1
+            continue
+        turn = next(
+            (i for i, m in enumerate(messages) if m["role"] == "assistant" and "<tool_call" in m["content"]),
+            None,
+        )
+        if turn is None:
+            skipped["no_tool_call"] += 1
+            continue
+        calls = parse_tool_calls(messages[turn]["content"], fmt).calls
+        system = next((m["content"] for m in messages[:turn] if m["role"] == "system"), "")
+        found = find_tools(system)
+        if not calls or found is None:
+            skipped["no_tools" if found is None else "no_tool_call"] += 1
+            continue
+        functions = [function_of(t) for t in found[0]]
+        answers = [{c.name: {k: [v] for k, v in c.arguments.items()}} for c in calls]
+        out.append(
+            EvalExample(
+                id=rid,
+                track="toolcall",
+                category="hermes",
+                messages=tool_prompt(messages[:turn], functions),
+                rule="parallel",
+                functions=functions,
+                answers=answers,
+            )
+        )
+    return out
+
+
+def _json_mode(source: str, spec: SetSpec, skipped: Counter[str]) -> list[EvalExample]:
+    from cep_core.data.convert import SkipRow, row_to_messages
+
+    out = []
+    for rid, row in _hermes_rows(source, spec, skipped):
+        if not row.get("schema"):
+            skipped["not_json_mode"] += 1
+            continue
+        try:
+            messages = row_to_messages(row, "target")
+        except SkipRow as skip:
+            skipped[skip.reason] += 1
+            continue
+        expected, _ = loads_lenient(messages[-1]["content"])
+        schema = row["schema"]
+        if isinstance(schema, str):
+            schema, _ = loads_lenient(schema)
+        if not isinstance(expected, dict | list):
+            skipped["unparseable_json_answer"] += 1
+            continue
+        out.append(
+            EvalExample(
+                id=rid,
+                track="structured",
+                category="json_mode",
+                messages=messages[:-1],
+                rule="structured",
+                schema=schema if isinstance(schema, dict) else None,
+                expected=expected,
+            )
+        )
+    return out
+
+
+def _eval_file(spec: SetSpec) -> tuple[str, list[EvalExample]]:
+    path = Path(spec.source).expanduser()
+    if not path.exists():
+        raise InputError(
+            f"no such eval set: give a path, or one of {', '.join(k + ':…' for k in KINDS)}",
+            path=path,
+            field="source",
+        )
+    track = spec.track or _track_of(path)
+    examples = load_examples(path, track)
+    for ex in examples:
+        if track == "toolcall":
+            ex.messages = tool_prompt(ex.messages, ex.functions)
+    return track, [ex for ex in examples if _keep(ex.id, spec)]
+
+
+def _track_of(path: Path) -> str:
+    if path.is_dir() or bfcl.is_bfcl_file(path):
+        return "toolcall"
+    for _lineno, row in bfcl.read_jsonl(path)[:1]:
+        if row.get("track") in ("toolcall", "structured"):
+            return row["track"]
+        return "structured" if "expected" in row or "schema" in row else "toolcall"
+    return "toolcall"

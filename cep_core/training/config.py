@@ -1,0 +1,236 @@
+"""The training configuration: a TOML file, validated field by field, resolved and written back as run.toml.
+
+Every mistake names the file and the field (a typo in a key is an error, not a silently ignored setting).
+This module imports nothing heavy: the CLI validates configs without loading torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cep_core.errors import InputError
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "device": ("auto", "cpu", "cuda"),
+    "tool_format": ("target", "hermes"),
+    "lr_scheduler": ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial"),
+    "bf16": ("auto", "true", "false"),
+    "packing": ("auto", "true", "false"),
+}
+
+
+@dataclass(slots=True)
+class DataConfig:
+    sources: list[str] = field(default_factory=lambda: ["builtin:sample"])
+    split: str = "train"
+    config_name: str = ""  # a Hub dataset's configuration (e.g. func_calling_singleturn)
+    tool_format: str = "target"
+    cep: str = "universal"  # a CEP variant, a file, or "none"
+    holdout_fraction: float = 0.1
+    max_rows: int = 0
+    seed: int = 0
+
+
+@dataclass(slots=True)
+class LoraSettings:
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["all-linear"])
+    modules_to_save: list[str] = field(default_factory=list)  # trained in full and saved with the adapter
+
+
+@dataclass(slots=True)
+class TrainSettings:
+    epochs: float = 1.0
+    max_steps: int = 0  # > 0 overrides epochs
+    learning_rate: float = 2e-4
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_seq_length: int = 2048
+    bf16: str = "auto"
+    gradient_checkpointing: bool = False
+    packing: str = "auto"
+    save_steps: int = 50
+    save_total_limit: int = 3
+    logging_steps: int = 1
+    seed: int = 42
+
+
+@dataclass(slots=True)
+class TrainConfig:
+    name: str = "run"
+    model: str = "builtin:tiny"
+    device: str = "auto"
+    gpus: list[int] = field(default_factory=list)
+    data: DataConfig = field(default_factory=DataConfig)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | Path) -> TrainConfig:
+    """Read and validate a config file; relative local data paths become absolute (relative to the file)."""
+    path = Path(path).expanduser()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise InputError(f"cannot read config: {exc.strerror or exc}", path=path) from exc
+    except UnicodeDecodeError as exc:
+        raise InputError("the config is not UTF-8 text", path=path) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"invalid TOML: {exc}", path=path) from exc
+    config = config_from_dict(raw, path)
+    config.data.sources = [_resolve_source(s, path.parent) for s in config.data.sources]
+    if config.data.cep not in ("none",) and (path.parent / config.data.cep).is_file():
+        config.data.cep = str((path.parent / config.data.cep).resolve())
+    if config.model.startswith((".", "~")) or (path.parent / config.model).is_dir():
+        config.model = str((path.parent / config.model).expanduser().resolve())
+    return config
+
+
+def _resolve_source(source: str, base: Path) -> str:
+    if source.startswith("builtin:") or source.startswith("/"):
+        return source
+    candidate = (base / source).expanduser()
+    if source.startswith((".", "~")) or candidate.exists():
+        return str(candidate.resolve())
+    return source
+
+
+def config_from_dict(raw: dict[str, Any], path: str | Path | None = None) -> TrainConfig:
+    config = _build(TrainConfig, raw, path, prefix="")
+    _check_values(config, path)
+    return config
+
+
+def _build(cls: type, raw: Any, path: str | Path | None, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise InputError("expected a table", path=path, field=prefix.rstrip(".") or None)
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in known:
+            raise InputError(f"unknown setting (known: {', '.join(sorted(known))})", path=path,
+                             field=prefix + key)
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        hint = hints[key]
+        name = prefix + key
+        if dataclasses.is_dataclass(hint):
+            values[key] = _build(hint, value, path, prefix=name + ".")
+        else:
+            values[key] = _coerce(hint, value, path, name)
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any, path: str | Path | None, name: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (list, types.GenericAlias) or hint in (list,):
+        (item,) = typing.get_args(hint)
+        if item is str and isinstance(value, str):
+            value = [value]  # target_modules = "all-linear", sources = "file.jsonl"
+        if not isinstance(value, list):
+            raise InputError(f"expected a list of {item.__name__}", path=path, field=name)
+        return [_coerce(item, v, path, name) for v in value]
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise InputError(f"expected true or false, got {value!r}", path=path, field=name)
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(f"expected an integer, got {value!r}", path=path, field=name)
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise InputError(f"expected a number, got {value!r}", path=path, field=name)
+        return float(value)
+    if hint is str:
+        if isinstance(value, bool) and name.rsplit(".", 1)[-1] in CHOICES:
+            return "true" if value else "false"  # bf16 = true
+        if not isinstance(value, str):
+            raise InputError(f"expected a string, got {value!r}", path=path, field=name)
+        return value
+    raise InputError(f"unsupported setting type {hint}", path=path, field=name)
+
+
+def _check_values(config: TrainConfig, path: str | Path | None) -> None:
+    def bad(name: str, message: str) -> InputError:
+        return InputError(message, path=path, field=name)
+
+    checks: list[tuple[str, Any, tuple[str, ...]]] = [
+        ("device", config.device, CHOICES["device"]),
+        ("data.tool_format", config.data.tool_format, CHOICES["tool_format"]),
+        ("train.lr_scheduler", config.train.lr_scheduler, CHOICES["lr_scheduler"]),
+        ("train.bf16", config.train.bf16, CHOICES["bf16"]),
+        ("train.packing", config.train.packing, CHOICES["packing"]),
+    ]
+    for name, value, choices in checks:
+        if value not in choices:
+            raise bad(name, f"{value!r} is not one of {', '.join(choices)}")
+    if not config.model.strip():
+        raise bad("model", "give a Hub id (org/name), a local directory, or builtin:tiny")
+    if not config.data.sources:
+        raise bad("data.sources", "list at least one dataset (a file, a Hub name, or builtin:sample)")
+    if not 0 <= config.data.holdout_fraction < 1:
+        raise bad("data.holdout_fraction", "must be in [0, 1)")
+    positive = {"lora.r": config.lora.r, "lora.alpha": config.lora.alpha, "train.batch_size": config.train.batch_size,
+                "train.grad_accum": config.train.grad_accum, "train.max_seq_length": config.train.max_seq_length,
+                "train.save_steps": config.train.save_steps, "train.logging_steps": config.train.logging_steps}
+    for name, value in positive.items():
+        if value <= 0:
+            raise bad(name, f"must be positive, got {value}")
+    if not 0 <= config.lora.dropout < 1:
+        raise bad("lora.dropout", "must be in [0, 1)")
+    if config.train.learning_rate <= 0:
+        raise bad("train.learning_rate", "must be positive")
+    if config.train.max_steps < 0 or config.data.max_rows < 0 or config.train.save_total_limit < 0:
+        raise bad("train.max_steps", "counts cannot be negative")
+    if config.train.max_steps == 0 and config.train.epochs <= 0:
+        raise bad("train.epochs", "set epochs > 0 or max_steps > 0")
+    if not 0 <= config.train.warmup_ratio < 1:
+        raise bad("train.warmup_ratio", "must be in [0, 1)")
+    if any(g < 0 for g in config.gpus):
+        raise bad("gpus", "GPU indices cannot be negative")
+
+
+def to_toml(config: TrainConfig) -> str:
+    """The config as TOML (what run.toml holds); load_config reads it back to an equal config."""
+    top: list[str] = []
+    tables: list[str] = []
+    for key, value in config.to_dict().items():
+        if isinstance(value, dict):
+            tables.append(f"\n[{key}]")
+            tables.extend(f"{k} = {_toml_value(v)}" for k, v in value.items())
+        else:
+            top.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(top + tables) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # JSON string escapes are valid TOML basic strings
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def write_run_toml(config: TrainConfig, path: str | Path) -> None:
+    Path(path).write_text(to_toml(config), encoding="utf-8")

@@ -1,0 +1,205 @@
+"""The training job: `python -m cep_core.training RUN_DIR` trains what RUN_DIR/run.toml describes.
+
+Plain transformers Trainer + peft LoRA. The job pre-flights, prepares and tokenises the data, resumes from
+the newest valid checkpoint, reports every event to progress.jsonl, stops cleanly (checkpoint first) on
+SIGTERM, and ends with an `error` event of a known kind when anything goes wrong.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import platform
+import sys
+import time
+from collections import Counter
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+from cep_core.checks import Status
+from cep_core.errors import InputError
+from cep_core.runs import ProgressWriter, RunPaths
+
+EXIT_COMPLETED = 0
+EXIT_ERROR = 1
+EXIT_PREFLIGHT = 2
+EXIT_STOPPED = 3
+
+
+class PreflightFailed(Exception):
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in ("torch", "transformers", "peft", "datasets", "accelerate", "cep-console"):
+        with contextlib.suppress(importlib_metadata.PackageNotFoundError):
+            out[name] = importlib_metadata.version(name)
+    return out
+
+
+def run_job(run_dir: str | Path) -> int:
+    """Run the job to its end; returns the process exit code (0 completed, 3 stopped, 2 pre-flight, 1 error)."""
+    from cep_core.training.callbacks import StopFlag
+    from cep_core.training.failures import classify, describe
+
+    paths = RunPaths(Path(run_dir).resolve())
+    writer = ProgressWriter(paths.progress)
+    stop = StopFlag()
+    stop.install()
+    try:
+        return _train(paths, writer, stop)
+    except PreflightFailed as exc:
+        writer.emit("error", kind=exc.kind, message=str(exc))
+        print(f"pre-flight failed: {exc}", flush=True)
+        return EXIT_PREFLIGHT
+    except BaseException as exc:  # every failure ends with an error event the console can show
+        if isinstance(exc, SystemExit | KeyboardInterrupt) and stop.requested:
+            raise
+        kind = classify(exc)
+        writer.emit("error", kind=kind, message=describe(exc))
+        import traceback
+
+        traceback.print_exc()
+        return EXIT_ERROR
+
+
+def _train(paths: RunPaths, writer: ProgressWriter, stop: Any) -> int:
+    from cep_core.training.config import load_config
+    from cep_core.training.failures import ConfigError
+    from cep_core.training.preflight import failure_kind, run_preflight
+
+    started = time.time()
+    try:
+        config = load_config(paths.run_toml)
+    except InputError as exc:
+        raise ConfigError(str(exc)) from exc
+    print(f"run {paths.root.name}: model {config.model}, data {', '.join(config.data.sources)}", flush=True)
+
+    pre = run_preflight(config, paths.root)
+    writer.emit("preflight", checks=[c.to_dict() for c in pre.checks])
+    for check in pre.checks:
+        print(f"  pre-flight {check.name}: {check.status} - {check.detail}", flush=True)
+    if pre.status == Status.FAIL:
+        first = pre.failed[0]
+        raise PreflightFailed(failure_kind(first), f"{first.name}: {first.detail}")
+    prepared = pre.prepared
+
+    from transformers import Trainer, TrainingArguments
+
+    from cep_core.prefix import NO_CEP, get_cep
+    from cep_core.training.callbacks import ProgressCallback
+    from cep_core.training.checkpoints import find_resume_checkpoint
+    from cep_core.training.dataset import make_collator, tokenize_examples, use_packing
+    from cep_core.training.model import apply_lora, load_base, resolve_device, use_bf16
+    from cep_core.training.tiny import tokenizer_corpus
+
+    device = resolve_device(config.device)
+    bf16 = use_bf16(config.train.bf16, device)
+    corpus = tokenizer_corpus(ex.messages for ex in prepared.train)
+    model, tokenizer, base_source = load_base(config, paths.tiny_base, corpus, bf16)
+    features, token_skips = tokenize_examples(prepared.train, tokenizer, config.train.max_seq_length)
+    skipped = Counter(prepared.skipped) + token_skips
+    summary = {**prepared.summary(), "train_rows": len(features), "skipped": dict(sorted(skipped.items())),
+               "train_tokens": features.tokens}
+    writer.emit("data", **summary)
+    print(f"data: {summary['rows']} rows, {len(features)} train ({features.tokens} tokens), "
+          f"{summary['holdout_rows']} holdout, skipped {summary['skipped'] or 'none'}", flush=True)
+    if len(features) == 0:
+        from cep_core.training.failures import DataError
+
+        raise DataError(f"no training rows left after tokenisation (skipped: {summary['skipped']}); raise "
+                        "train.max_seq_length or check the data", field="data.sources")
+
+    packing = use_packing(config.train.packing, model)
+    model = apply_lora(model, config)
+    cep = None if config.data.cep == NO_CEP else get_cep(config.data.cep)
+    resume, rejected = find_resume_checkpoint(paths.checkpoints)
+    for verdict in rejected:
+        print(f"checkpoint {verdict.path.name} is unusable ({verdict.reason}); set aside", flush=True)
+    resumed_from = int(resume.name.split("-")[-1]) if resume else None
+
+    args = TrainingArguments(
+        output_dir=str(paths.checkpoints), per_device_train_batch_size=config.train.batch_size,
+        gradient_accumulation_steps=config.train.grad_accum, num_train_epochs=config.train.epochs,
+        max_steps=config.train.max_steps or -1, learning_rate=config.train.learning_rate,
+        lr_scheduler_type=config.train.lr_scheduler, warmup_steps=config.train.warmup_ratio,
+        weight_decay=config.train.weight_decay, logging_steps=config.train.logging_steps,
+        save_strategy="steps", save_steps=config.train.save_steps,
+        save_total_limit=config.train.save_total_limit or None, bf16=bf16, use_cpu=device == "cpu",
+        gradient_checkpointing=config.train.gradient_checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if config.train.gradient_checkpointing else None,
+        seed=config.train.seed, data_seed=config.train.seed, report_to="none", disable_tqdm=True,
+        remove_unused_columns=False, dataloader_num_workers=0,
+        include_num_input_tokens_seen="non_padding", train_sampling_strategy="random" if packing else "group_by_length",
+    )
+    start_fields = {"world_size": args.world_size, "model": config.model, "cep_variant": config.data.cep,
+                    "cep_sha256": cep.sha256 if cep else None, "resumed_from": resumed_from,
+                    "packing": packing, "device": device}
+    callback = ProgressCallback(writer, stop, start_fields, paths.checkpoints)
+    trainer = Trainer(model=model, args=args, train_dataset=features, data_collator=make_collator(tokenizer, packing),
+                      processing_class=tokenizer, callbacks=[callback])
+    meta = {"run_id": paths.root.name, "model": config.model, "base_model": base_source,
+            "cep_variant": config.data.cep, "cep_sha256": cep.sha256 if cep else None,
+            "data_fingerprint": prepared.fingerprint, "data": summary, "packing": packing, "device": device,
+            "bf16": bf16, "versions": _versions(), "started": started, "resumed_from": resumed_from,
+            "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+    _write_metadata(paths, meta)
+    if stop.requested:  # signalled while preparing: nothing trained in this session
+        step = resumed_from or 0
+        writer.emit("end", status="stopped", step=step)
+        return EXIT_STOPPED
+
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+    step = trainer.state.global_step
+    meta.update({"total_steps": trainer.state.max_steps, "step": step, "first_loss": callback.first_loss,
+                 "final_loss": callback.last_loss, "tokens": int(trainer.state.num_input_tokens_seen),
+                 "finished": time.time()})
+    if stop.requested and step < trainer.state.max_steps:
+        meta["status"] = "stopped"
+        _write_metadata(paths, meta)
+        writer.emit("end", status="stopped", step=step)
+        print(f"stopped by {stop.signal_name} at step {step}; checkpoint saved", flush=True)
+        return EXIT_STOPPED
+    model.save_pretrained(str(paths.adapter))
+    tokenizer.save_pretrained(str(paths.adapter))
+    meta["status"] = "completed"
+    _write_metadata(paths, meta)
+    writer.emit("end", status="completed", step=step)
+    print(f"completed {step} steps; adapter in {paths.adapter}", flush=True)
+    return EXIT_COMPLETED
+
+
+def _write_metadata(paths: RunPaths, meta: dict[str, Any]) -> None:
+    tmp = paths.metadata.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(paths.metadata)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import os
+
+    parser = argparse.ArgumentParser(prog="python -m cep_core.training",
+                                     description="Run the training job of a run directory (its run.toml).")
+    parser.add_argument("run_dir")
+    parser.add_argument("--no-log-file", action="store_true",
+                        help="print to the terminal instead of appending to RUN_DIR/stdout.log")
+    ns = parser.parse_args(argv)
+    paths = RunPaths(Path(ns.run_dir).resolve())
+    if not paths.run_toml.is_file():
+        print(f"{paths.run_toml}: no such file (a run directory holds run.toml)", file=sys.stderr)
+        return EXIT_PREFLIGHT
+    if not ns.no_log_file:
+        # Everything the job and its native libraries print goes to stdout.log (appended across resumes).
+        fd = os.open(paths.stdout_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return run_job(paths.root)

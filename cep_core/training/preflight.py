@@ -1,0 +1,265 @@
+"""Pre-flight: everything that can be checked before GPU time is spent, each as an ok/warn/fail Check.
+
+config valid -> model reachable (local files, or the Hub answers; gated and offline cases say how to fix
+them) -> dataset yields rows after filtering -> GPU healthy with enough free memory for an estimated
+footprint (from cep_core.gpu.preflight) -> disk room for the checkpoints. Heavy imports stay inside functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cep_core.checks import Check, Status, worst
+from cep_core.errors import InputError
+from cep_core.training.config import TrainConfig, load_config
+from cep_core.training.failures import redact
+from cep_core.training.tiny import BUILTIN_TINY
+
+GIB = 1024**3
+NON_GATED_ALTERNATIVES = ("mistralai/Mistral-7B-Instruct-v0.3", "Qwen/Qwen2.5-7B-Instruct")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+_SIZE_IN_NAME = re.compile(r"(\d+(?:\.\d+)?)\s*[bB](?![a-zA-Z])")
+WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model*.bin")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json")
+
+
+@dataclass(slots=True)
+class Preflight:
+    checks: list[Check] = field(default_factory=list)
+    config: TrainConfig | None = None
+    prepared: Any = None  # cep_core.data.prepare.Prepared, reused by the job
+    footprint_bytes: int = 0
+
+    @property
+    def status(self) -> Status:
+        return worst(self.checks)
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if c.status == Status.FAIL]
+
+
+def offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def looks_local(model: str) -> bool:
+    return model.startswith(("/", ".", "~")) or Path(model).expanduser().exists() or not _HUB_ID.match(model)
+
+
+def gated_message(model: str) -> str:
+    alternatives = " or ".join(a for a in NON_GATED_ALTERNATIVES if a != model)
+    return (f"{model} is gated and this account has no access (HTTP 403). Fix: log in (`huggingface-cli login`) "
+            f"or set HF_TOKEN to a token of an account with access; request access on "
+            f"https://huggingface.co/{model}; or use a non-gated model such as {alternatives}.")
+
+
+def check_local_model(path: Path) -> Check:
+    if not path.is_dir():
+        return Check("model", Status.FAIL, f"local model directory {path} does not exist. Fix: correct `model`, "
+                                           "or give a Hub id such as Qwen/Qwen2.5-7B-Instruct.")
+    missing = []
+    if not (path / "config.json").is_file():
+        missing.append("config.json")
+    if not any(any(path.glob(p)) for p in WEIGHT_PATTERNS):
+        missing.append("weights (*.safetensors)")
+    if not any((path / f).is_file() for f in TOKENIZER_FILES):
+        missing.append("a tokenizer (tokenizer.json or tokenizer.model)")
+    if missing:
+        return Check("model", Status.FAIL, f"{path} lacks {', '.join(missing)}. Fix: copy the complete model "
+                                           "snapshot (e.g. `huggingface-cli download ID --local-dir DIR`).")
+    return Check("model", Status.OK, f"local model at {path}")
+
+
+def _cached(model: str) -> str | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(model, "config.json")
+    return found if isinstance(found, str) else None
+
+
+def _default_hub_check(model: str) -> None:
+    from huggingface_hub import auth_check
+
+    auth_check(model)
+
+
+def check_hub_model(model: str, hub_check: Callable[[str], None] | None = None) -> Check:
+    """Ask the Hub whether this id exists and this account may read it (never downloads weights)."""
+    cached = _cached(model)
+    if offline():
+        if cached:
+            return Check("model", Status.OK, f"offline (HF_HUB_OFFLINE=1); using the cached copy of {model}")
+        return Check("model", Status.FAIL,
+                     f"offline (HF_HUB_OFFLINE=1) and {model} is not in the local Hugging Face cache. Fix: "
+                     f"download it where the Hub is reachable (`huggingface-cli download {model}`) and copy the "
+                     "cache over, set `model` to a local directory, or unset HF_HUB_OFFLINE.")
+    try:
+        (hub_check or _default_hub_check)(model)
+    except Exception as exc:  # huggingface_hub and httpx raise many types; classify by name
+        names = {cls.__name__ for cls in type(exc).__mro__}
+        if "GatedRepoError" in names:
+            return Check("model", Status.FAIL, gated_message(model))
+        if "RepositoryNotFoundError" in names:
+            return Check("model", Status.FAIL, f"{model} was not found on the Hub (or it is private and this "
+                                               "account cannot see it). Fix: check the spelling, or log in.")
+        reason = redact(f"{type(exc).__name__}: {exc}")[:200]
+        if cached:
+            return Check("model", Status.WARN, f"the Hub did not answer ({reason}); the cached copy will be used")
+        return Check("model", Status.FAIL, f"the Hub did not answer ({reason}) and {model} is not cached. Fix: "
+                                           "check the network or proxy, or set `model` to a local directory.")
+    return Check("model", Status.OK, f"{model} is reachable on the Hub" + (" (cached)" if cached else ""))
+
+
+def check_model(model: str, hub_check: Callable[[str], None] | None = None) -> Check:
+    if model == BUILTIN_TINY:
+        return Check("model", Status.OK, "built-in tiny model (built locally, no download)")
+    if looks_local(model):
+        return check_local_model(Path(model).expanduser())
+    return check_hub_model(model, hub_check)
+
+
+def estimate_footprint(config: TrainConfig, bf16: bool = True) -> int:
+    """A rough GPU memory need: weights in the training dtype, 20% for LoRA state and buffers, 2 GiB for the
+    CUDA context and activations. Parameter count from local weight files, the cache, or the name (\"8B\")."""
+    if config.model == BUILTIN_TINY:
+        return 256 * 1024**2
+    params = _parameter_count(config.model)
+    if params is None:
+        return 0
+    return int(params * (2 if bf16 else 4) * 1.2 + 2 * GIB)
+
+
+def _parameter_count(model: str) -> int | None:
+    folder = Path(model).expanduser() if looks_local(model) else None
+    if folder is None:
+        cached = _cached(model)
+        folder = Path(cached).parent if cached else None
+    if folder is not None and folder.is_dir():
+        index = folder / "model.safetensors.index.json"
+        try:
+            total = json.loads(index.read_text())["metadata"]["total_size"]
+            return int(total) // 2  # stored in 16-bit
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        size = sum(p.stat().st_size for p in folder.glob("*.safetensors"))
+        if size:
+            return size // 2
+    match = _SIZE_IN_NAME.search(model.rsplit("/", 1)[-1])
+    return int(float(match.group(1)) * 1e9) if match else None
+
+
+def check_gpu(config: TrainConfig, footprint: int) -> list[Check]:
+    """GPU checks from the GPU health module; the CPU cases (device=cpu, or the tiny model with no GPU)."""
+    if config.device == "cpu":
+        return [Check("gpu", Status.OK, "device = cpu: no GPU needed")]
+    try:
+        from cep_core.gpu.preflight import check_gpu as gpu_checks
+    except ImportError:
+        status = Status.OK if config.model == BUILTIN_TINY else Status.WARN
+        return [Check("gpu", status, "the GPU health module is not installed: GPU not checked")]
+    checks = gpu_checks(required_memory_bytes=footprint or None, gpu_indices=config.gpus or None)
+    if config.device == "auto" and config.model == BUILTIN_TINY and worst(checks) != Status.OK:
+        reasons = "; ".join(c.detail for c in checks if c.status != Status.OK)
+        return [Check("gpu", Status.OK, f"no usable GPU ({reasons[:200]}): the tiny model trains on the CPU")]
+    return checks
+
+
+def check_data(config: TrainConfig) -> tuple[Check, Any]:
+    from cep_core.data.prepare import prepare
+    from cep_core.prefix import NO_CEP, get_cep
+
+    try:
+        cep = None if config.data.cep == NO_CEP else get_cep(config.data.cep)
+        prepared = prepare(config.data.sources, cep=cep, tool_format=config.data.tool_format,
+                           holdout_fraction=config.data.holdout_fraction, seed=config.data.seed,
+                           max_rows=config.data.max_rows, split=config.data.split,
+                           config_name=config.data.config_name or None)
+    except InputError as exc:
+        return Check("data", Status.FAIL, str(exc)), None
+    skipped = ", ".join(f"{k} {v}" for k, v in sorted(prepared.skipped.items())) or "none"
+    detail = (f"{prepared.rows} rows read, {len(prepared.train)} train, {len(prepared.holdout)} holdout; "
+              f"skipped: {skipped}")
+    if not prepared.train:
+        return Check("data", Status.FAIL, f"no usable training rows after filtering ({detail}). Fix: check the "
+                                          "file format (Hermes `conversations` or `messages`) and the sources."), \
+            prepared
+    return Check("data", Status.OK, detail), prepared
+
+
+def check_disk(config: TrainConfig, where: Path, footprint: int) -> Check:
+    """Room for the checkpoints kept (adapter plus two Adam moments each) and the final adapter."""
+    lora_params = _lora_parameter_estimate(config, footprint)
+    per_checkpoint = lora_params * 4 * 3 + 20 * 1024**2
+    need = per_checkpoint * (max(config.train.save_total_limit, 1) + 1) + lora_params * 4
+    probe = where
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    detail = f"{free / GIB:.1f} GiB free at {probe}, about {need / GIB:.2f} GiB needed for checkpoints"
+    if free < need:
+        return Check("disk", Status.FAIL, detail + ". Fix: free space, lower train.save_total_limit, or set "
+                                                   "CEP_HOME elsewhere.")
+    if free < 2 * need:
+        return Check("disk", Status.WARN, detail)
+    return Check("disk", Status.OK, detail)
+
+
+def _lora_parameter_estimate(config: TrainConfig, footprint: int) -> int:
+    if config.model == BUILTIN_TINY:
+        return 200_000
+    params = max(footprint - 2 * GIB, 0) // 2 or 8_000_000_000
+    hidden = max(int((params / 12 / 32) ** 0.5), 1024)  # a dense decoder: params ~ 12 * layers * hidden^2
+    return config.lora.r * 2 * hidden * 7 * 32
+
+
+def run_preflight(config_or_path: TrainConfig | str | Path, run_root: Path | None = None,
+                  hub_check: Callable[[str], None] | None = None) -> Preflight:
+    """Every check, in order; later checks run even when an earlier one fails, so the user sees them all."""
+    result = Preflight()
+    if isinstance(config_or_path, TrainConfig):
+        config = config_or_path
+        result.checks.append(Check("config", Status.OK, "valid"))
+    else:
+        try:
+            config = load_config(config_or_path)
+        except InputError as exc:
+            result.checks.append(Check("config", Status.FAIL, str(exc)))
+            return result
+        result.checks.append(Check("config", Status.OK, f"{config_or_path}: valid"))
+    result.config = config
+    result.checks.append(check_model(config.model, hub_check))
+    data_check, result.prepared = check_data(config)
+    result.checks.append(data_check)
+    result.footprint_bytes = estimate_footprint(config)
+    result.checks.extend(check_gpu(config, result.footprint_bytes))
+    from cep_core.state import runs_dir
+
+    result.checks.append(check_disk(config, run_root or runs_dir(), result.footprint_bytes))
+    return result
+
+
+def failure_kind(check: Check) -> str:
+    """The error-event kind a failed check stands for."""
+    name = check.name
+    if name == "config" or name == "disk":
+        return "config"
+    if name == "model":
+        return "model_access"
+    if name == "data":
+        return "data"
+    if name.startswith("gpu"):
+        detail = check.detail.lower()
+        if "nvml" in detail or "driver" in detail:
+            return "nvml"
+        if name.endswith("memory"):
+            return "oom"
+        return "gpu_lost"
+    return "unknown"

@@ -1,0 +1,51 @@
+"""The Evals screen on real evaluations (the evaluation job's predictions backend scoring the shipped outputs
+of an untuned small model): figures beside both baselines, error categories, worst examples, comparing."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import HEALTHY, make_options, run_evaluation, wait_for
+from screen_text import screen_text
+from textual.widgets import DataTable
+
+from cep_console.app import CepConsole
+from cep_console.screens.evals import CompareScreen
+
+pytestmark = pytest.mark.anyio  # Pilot tests are async: anyio's plugin runs them on asyncio
+
+
+async def test_evaluations_against_baselines_worst_examples_and_compare(home, tmp_path):
+    run_evaluation(home, tmp_path / "work", "both-tracks")
+    run_evaluation(home, tmp_path / "work", "toolcall-only", tracks=("toolcall",))
+    app = CepConsole(make_options(home, replay=HEALTHY))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("3")
+        table = lambda: app.screen.query_one("#evals", DataTable)  # noqa: E731
+        await wait_for(pilot, lambda: table().row_count == 2, what="two evaluations")
+        await wait_for(pilot, lambda: "Worst toolcall examples" in screen_text(app), what="worst examples")
+        text = screen_text(app)
+        # Newest first: toolcall-only (0.625 toolcall F1: beats the small model, not the LLM's 0.74).
+        assert "0.625 ▲small" in text
+        # both-tracks: structured F1 0.8125 beats the LLM's 0.60.
+        assert "0.812 ▲LLM" in text
+        assert "invalid_json" in text  # error categories
+        assert "Baselines — LLM: structured 0.60, toolcall 0.74" in text
+        assert "ticket-names  F1 0.00" in text  # a worst example with its prompt, output and errors
+        assert "Open a high-priority ticket titled 'VPN drops every hour'." in text
+        assert "param_name_mismatch, missing_required_param" in text
+        await pilot.press("c")
+        await wait_for(pilot, lambda: any("Mark at least two" in n.message for n in app._notifications),
+                       what="needs two")
+        await pilot.press("space", "down", "space", "c")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen), what="compare")
+        await pilot.pause(0.1)
+        text = screen_text(app)
+        assert "Comparing 2 evaluations" in text
+        assert "structured_f1" in text and "toolcall_f1" in text and "0.74" in text and "0.6" in text
+
+
+async def test_no_evaluations_yet_says_how_to_get_one(home):
+    app = CepConsole(make_options(home, replay=HEALTHY))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        await wait_for(pilot, lambda: "No evaluations under" in screen_text(app), what="empty message")

@@ -1,0 +1,111 @@
+"""LogTail: the log view's file logic — complete lines only, bounded memory, truncation and replacement."""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cep_console.logtail import LogTail
+
+
+def test_missing_file_gives_nothing_then_lines_once_it_appears(tmp_path):
+    path = tmp_path / "stdout.log"
+    tail = LogTail(path)
+    assert tail.read_new().lines == []
+    path.write_text("one\ntwo\n")
+    assert tail.read_new().lines == ["one", "two"]
+    assert tail.read_new().lines == []
+
+
+def test_a_partial_line_waits_for_its_end(tmp_path):
+    path = tmp_path / "stdout.log"
+    path.write_text("step 1\nstep")
+    tail = LogTail(path)
+    assert tail.read_new().lines == ["step 1"]
+    with path.open("a") as handle:
+        handle.write(" 2\n")
+    assert tail.read_new().lines == ["step 2"]
+
+
+def test_truncation_restarts_from_the_start_and_says_so(tmp_path):
+    path = tmp_path / "stdout.log"
+    path.write_text("a long first line\nsecond\n")
+    tail = LogTail(path)
+    tail.read_new()
+    path.write_text("new\n")  # truncated in place (same inode), shorter than our offset
+    update = tail.read_new()
+    assert update.reset == "truncated"
+    assert update.lines == ["new"]
+
+
+def test_replacement_by_a_new_file_restarts_and_says_so(tmp_path):
+    path = tmp_path / "stdout.log"
+    path.write_text("old 1\nold 2\n")
+    tail = LogTail(path)
+    tail.read_new()
+    other = tmp_path / "rotated.tmp"
+    other.write_text("fresh 1\nfresh 2\nfresh 3\n")
+    os.replace(other, path)
+    update = tail.read_new()
+    assert update.reset == "replaced"
+    assert update.lines == ["fresh 1", "fresh 2", "fresh 3"]
+
+
+def test_a_huge_log_is_read_from_its_tail_only(tmp_path):
+    path = tmp_path / "stdout.log"
+    with path.open("w") as handle:
+        for i in range(200_000):
+            handle.write(f"line {i}\n")
+    tail = LogTail(path, skip_bytes=4096)
+    update = tail.read_new()
+    assert update.skipped_bytes > 1_000_000
+    assert update.lines[-1] == "line 199999"
+    assert sum(len(x) + 1 for x in update.lines) <= 4096
+    assert all(x.startswith("line ") for x in update.lines)  # no half line where we jumped in
+
+
+def test_a_line_without_end_is_shown_in_bounded_pieces(tmp_path):
+    path = tmp_path / "stdout.log"
+    path.write_text("x" * 10_000)
+    tail = LogTail(path, max_line_bytes=1000)
+    update = tail.read_new()
+    assert [len(x) for x in update.lines] == [1000] * 9
+    assert len(tail._partial) == 1000  # the rest waits for its end, bounded
+
+
+def test_reads_are_bounded_per_call(tmp_path):
+    path = tmp_path / "stdout.log"
+    path.write_text("".join(f"{i}\n" for i in range(10_000)))
+    tail = LogTail(path, max_read_bytes=1000, skip_bytes=10**9)
+    first = tail.read_new()
+    assert 0 < sum(len(x) + 1 for x in first.lines) <= 1000
+    lines = first.lines
+    while True:
+        more = tail.read_new().lines
+        if not more:
+            break
+        lines += more
+    assert lines == [str(i) for i in range(10_000)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(alphabet=st.sampled_from("ab\né\r"), max_size=300),
+       cuts=st.lists(st.integers(min_value=0, max_value=300), max_size=8))
+def test_any_split_of_appends_yields_the_same_lines(tmp_path_factory, text, cuts):
+    path = tmp_path_factory.mktemp("tail") / "log"
+    data = text.encode()
+    path.write_bytes(b"")
+    tail = LogTail(path)
+    got = []
+    last = 0
+    for cut in sorted(c for c in cuts if c <= len(data)) + [len(data)]:
+        with path.open("ab") as handle:
+            handle.write(data[last:cut])
+        last = cut
+        got += tail.read_new().lines
+    complete = data[: data.rfind(b"\n") + 1] if b"\n" in data else b""
+    expected = [p.decode("utf-8", "replace").rstrip("\r") for p in complete.split(b"\n")[:-1]]
+    # A multi-byte character split across two reads must still decode as one character.
+    assert got == expected

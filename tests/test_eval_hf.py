@@ -1,0 +1,161 @@
+"""The hf backend on the built-in tiny model (CPU): batched generation with left padding gives what one prompt at
+a time gives, and the tiny model trained by the demo config beats its untrained base on format compliance."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from cep_core.errors import InputError
+from cep_core.evaluation.backends import Request
+from cep_core.evaluation.config import SetSpec
+from cep_core.evaluation.sets import load_set
+from cep_core.prefix import apply_cep, get_cep
+
+SAMPLES = Path(__file__).resolve().parents[1] / "cep_core" / "samples"
+# The trained fixture's steps: the shipped demo's, unless CEP_TEST_DEMO_STEPS says fewer (never more).
+DEMO_STEPS_ENV = "CEP_TEST_DEMO_STEPS"
+
+
+@pytest.fixture(scope="session")
+def tiny_base(tmp_path_factory) -> Path:
+    """An untrained tiny model and tokenizer, built the way the training job builds one, saved to a folder."""
+    from cep_core.training.tiny import build_bpe_tokenizer, build_tiny_model, tokenizer_corpus
+
+    examples = load_set(SetSpec(str(SAMPLES / "demo_toolcall.jsonl"))).examples
+    tokenizer = build_bpe_tokenizer(tokenizer_corpus(ex.messages for ex in examples))
+    model = build_tiny_model(tokenizer, seed=1)
+    path = tmp_path_factory.mktemp("tiny-base")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_batched_generation_with_left_padding_matches_one_at_a_time(tiny_base):
+    from cep_core.evaluation.backends.hf import HfBackend
+
+    examples = load_set(SetSpec(str(SAMPLES / "demo_toolcall.jsonl"))).examples[:7]
+    cep = get_cep("compact")
+    requests = [Request(ex.id, apply_cep(ex.messages, cep)) for ex in examples]
+    lengths = {len(r.messages[-1]["content"]) for r in requests}
+    assert len(lengths) > 3  # prompts of different lengths: the batches really pad
+    batched = HfBackend(str(tiny_base), batch_size=4, max_new_tokens=10, device="cpu")
+    progress = []
+    out = batched.generate(requests, progress.append)
+    assert [g.id for g in out] == [
+        r.id for r in requests
+    ]  # the requests' order, though batches sort by length
+    assert progress == [4, 3]
+    single = HfBackend(str(tiny_base), batch_size=1, max_new_tokens=10, device="cpu")
+    assert [g.output for g in single.generate(requests)] == [g.output for g in out]
+    assert len({g.output for g in out}) > 3  # prompts get different answers: a padding bug would show
+    assert batched.tokenizer.padding_side == "left"
+    assert batched.describe()["decoding"] == "greedy"
+
+
+def test_generation_stops_between_batches_when_asked(tiny_base):
+    from cep_core.evaluation.backends.hf import HfBackend
+
+    examples = load_set(SetSpec(str(SAMPLES / "demo_toolcall.jsonl"))).examples[:6]
+    backend = HfBackend(str(tiny_base), batch_size=2, max_new_tokens=2, device="cpu")
+    calls = []
+
+    def stop_after_first() -> bool:
+        calls.append(1)
+        return len(calls) > 1
+
+    out = backend.generate([Request(ex.id, ex.messages) for ex in examples], should_stop=stop_after_first)
+    assert len(out) == 2
+
+
+def test_model_and_adapter_mistakes_are_clear(tiny_base, tmp_path):
+    from cep_core.evaluation.backends.hf import HfBackend
+
+    with pytest.raises(InputError) as err:
+        HfBackend("builtin:tiny", device="cpu")
+    assert err.value.field == "model" and "use_adapter = false" in str(err.value)
+    with pytest.raises(InputError) as err:
+        HfBackend(str(tiny_base), adapter=str(tmp_path), device="cpu")
+    assert err.value.field == "adapter" and str(tmp_path) in str(err.value)
+    with pytest.raises(InputError) as err:
+        HfBackend(str(tmp_path / "missing-model"), device="cpu")
+    assert "missing-model" in str(err.value)
+
+
+# ---------------------------------------------------------------- the demo run, trained once
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory, shared_data) -> Path:
+    """The shipped demo config, trained once by the training job (in this process) on the CPU."""
+    from cep_core.runs import RunPaths, read_progress
+    from cep_core.training.job import run_job
+
+    demo = (resources.files("cep_core") / "training" / "configs" / "demo.toml").read_text()
+    planned = tomllib.loads(demo)["train"]["max_steps"]
+    steps = min(planned, int(os.environ.get(DEMO_STEPS_ENV, planned)))
+    root = tmp_path_factory.mktemp("runs") / "demo"
+    root.mkdir()
+    (root / "run.toml").write_text(demo.replace(f"max_steps = {planned}", f"max_steps = {steps}"))
+    assert run_job(root) == 0, read_progress(root)[-1]
+    assert (RunPaths(root).adapter / "adapter_config.json").is_file()
+    return root
+
+
+def test_the_trained_demo_model_is_clearly_more_format_compliant_than_its_base(
+    demo_run, shared_data, tmp_path, monkeypatch, capsys
+):
+    from cep_core.cli import main as cep
+    from cep_core.evaluation import store
+
+    monkeypatch.setenv("CEP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CEP_BFCL_DIR", str(shared_data / "bfcl"))
+    results = {}
+    for use_adapter in (True, False):
+        config = tmp_path / f"eval-{use_adapter}.toml"
+        # Held-out BFCL entries only (the demo trains on the other 90% of simple_python, multiple, live_simple).
+        config.write_text(
+            f'name = "demo-{"trained" if use_adapter else "base"}"\nbackend = "hf"\nrun = "{demo_run}"\n'
+            f"use_adapter = {str(use_adapter).lower()}\n"
+            '[[sets]]\nsource = "bfcl:simple_python,multiple,live_simple"\nsample = 12\nsplit = "holdout"\n'
+            '[[sets]]\nsource = "bfcl-json:simple_python,live_simple"\nsample = 6\nsplit = "holdout"\n'
+            '[hf]\nbatch_size = 6\nmax_new_tokens = 96\ndevice = "cpu"\n'
+        )
+        assert cep(["eval", str(config), "--json"]) == 0
+        results[use_adapter] = json.loads(capsys.readouterr().out)
+    trained, base = results[True], results[False]
+    for r in (trained, base):
+        assert set(r["tracks"]) == {"toolcall", "structured"}
+        assert r["tracks"]["toolcall"]["n"] == 12 and r["tracks"]["structured"]["n"] == 6
+        assert r["cep"]["variant"] == "compact"  # the run's CEP, applied at inference
+    assert trained["adapter"] and not base["adapter"]
+    records = {r.name: r for r in store.list_evaluations()}
+    trained_fc, base_fc = records["demo-trained"].format_compliance, records["demo-base"].format_compliance
+    print(f"format compliance: trained {trained_fc:.2f}, untrained {base_fc:.2f}")
+    assert trained_fc >= base_fc + 0.25, (trained_fc, base_fc)
+    # The evaluations sit under the training run they evaluated.
+    assert all(Path(r.eval_dir).parent == demo_run / "evals" for r in records.values())
+
+
+def test_a_model_that_cannot_load_fails_the_evaluation_with_model_access(tmp_path, monkeypatch, capsys):
+    from cep_core.cli import main as cep
+    from cep_core.evaluation import store
+    from cep_core.runs import read_progress
+
+    monkeypatch.setenv("CEP_HOME", str(tmp_path / "home"))
+    config = tmp_path / "eval.toml"
+    config.write_text(
+        f'name = "gone"\nbackend = "hf"\nmodel = "{tmp_path / "gone"}"\n'
+        f'[[sets]]\nsource = "{SAMPLES / "demo_toolcall.jsonl"}"\n'
+    )
+    assert cep(["eval", str(config)]) == 2
+    (record,) = store.list_evaluations()
+    assert record.state == "failed" and record.error.startswith("model_access")
+    events = read_progress(record.run_dir)
+    assert [e["event"] for e in events] == ["start", "error"]
+    assert events[-1]["kind"] == "model_access" and "gone" in events[-1]["message"]

@@ -1,0 +1,128 @@
+"""Pre-flight checks: missing local model, unreachable Hub, gated model, bad config, empty dataset, GPU path."""
+
+from __future__ import annotations
+
+import json
+
+from cep_core.checks import Status
+from cep_core.training.config import TrainConfig
+from cep_core.training.preflight import check_gpu, check_model, failure_kind, run_preflight
+
+
+def _config(tmp_path, **changes) -> TrainConfig:
+    config = TrainConfig(device="cpu")
+    config.data.sources = ["builtin:sample"]
+    for key, value in changes.items():
+        setattr(config, key, value)
+    return config
+
+
+def _by_name(result, name):
+    return next(c for c in result.checks if c.name == name)
+
+
+def test_missing_local_model_fails_with_the_path(tmp_path):
+    result = run_preflight(_config(tmp_path, model=str(tmp_path / "no-such-model")), tmp_path)
+    check = _by_name(result, "model")
+    assert check.status == Status.FAIL and "does not exist" in check.detail and str(tmp_path) in check.detail
+    assert result.status == Status.FAIL and failure_kind(check) == "model_access"
+
+
+def test_incomplete_local_model_lists_what_is_missing(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    check = check_model(str(folder))
+    assert check.status == Status.FAIL
+    assert "weights" in check.detail and "tokenizer" in check.detail and "config.json" not in check.detail
+    (folder / "model.safetensors").write_bytes(b"\0" * 16)
+    (folder / "tokenizer.json").write_text("{}")
+    assert check_model(str(folder)).status == Status.OK
+
+
+def test_offline_hub_without_cache_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    check = check_model("Qwen/Qwen2.5-7B-Instruct")
+    assert check.status == Status.FAIL
+    assert "HF_HUB_OFFLINE=1" in check.detail and "not in the local Hugging Face cache" in check.detail
+
+
+def test_gated_model_gives_the_fixes(monkeypatch):
+    # The Hub cannot be reached here: its answer (a real GatedRepoError on a 403 response) is injected.
+    import httpx2
+    from huggingface_hub.errors import GatedRepoError
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+
+    def gated(model: str) -> None:
+        request = httpx2.Request("GET", f"https://huggingface.co/api/models/{model}/auth-check")
+        raise GatedRepoError(f"Access to model {model} is restricted.", response=httpx2.Response(403, request=request))
+
+    check = check_model("meta-llama/Llama-3.1-8B-Instruct", hub_check=gated)
+    assert check.status == Status.FAIL
+    for fix in ("huggingface-cli login", "HF_TOKEN", "request access", "mistralai/Mistral-7B-Instruct-v0.3",
+                "Qwen/Qwen2.5-7B-Instruct"):
+        assert fix in check.detail
+
+
+def test_unreachable_hub_online_fails_without_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+
+    def unreachable(model: str) -> None:
+        raise ConnectionError("[Errno -2] Name or service not known")
+
+    check = check_model("Qwen/Qwen2.5-7B-Instruct", hub_check=unreachable)
+    assert check.status == Status.FAIL and "did not answer" in check.detail and "not cached" in check.detail
+
+
+def test_bad_config_fails_first_and_stops(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[train]\nlearning_rate = -1\n")
+    result = run_preflight(path, tmp_path)
+    assert [(c.name, c.status) for c in result.checks] == [("config", Status.FAIL)]
+    assert "train.learning_rate" in result.checks[0].detail and str(path) in result.checks[0].detail
+
+
+def test_empty_dataset_fails_with_the_skip_reasons(tmp_path):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(json.dumps({"conversations": [{"from": "human", "value": "only a question"}]}) + "\n{oops\n")
+    config = _config(tmp_path)
+    config.data.sources = [str(rows)]
+    result = run_preflight(config, tmp_path)
+    check = _by_name(result, "data")
+    assert check.status == Status.FAIL
+    assert "no usable training rows" in check.detail and "no_assistant_turn 1" in check.detail
+    assert "malformed_json 1" in check.detail
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    config.data.sources = [str(empty)]
+    assert _by_name(run_preflight(config, tmp_path), "data").status == Status.FAIL
+
+
+def test_all_good_on_cpu(tmp_path):
+    result = run_preflight(_config(tmp_path), tmp_path)
+    assert result.status == Status.OK, result.checks
+    assert [c.name for c in result.checks] == ["config", "model", "data", "gpu", "disk"]
+    assert len(result.prepared.train) > 50
+
+
+def test_gpu_check_uses_the_health_module_without_a_driver(tmp_path):
+    # The real NVML path: without a driver, a CUDA run fails pre-flight; the tiny model on `auto` falls back.
+    import pytest
+
+    pytest.importorskip("cep_core.gpu.preflight")
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        pynvml.nvmlShutdown()
+        pytest.skip("an NVIDIA driver is present")
+    except Exception:
+        pass
+    cuda = check_gpu(_config(tmp_path, device="cuda"), footprint=10 * 1024**3)
+    assert any(c.status == Status.FAIL for c in cuda)
+    assert failure_kind(next(c for c in cuda if c.status == Status.FAIL)) == "nvml"
+    auto = check_gpu(_config(tmp_path, device="auto"), footprint=0)
+    assert [c.status for c in auto] == [Status.OK] and "trains on the CPU" in auto[0].detail
