@@ -127,11 +127,11 @@ def test_adapter_loads_and_learned_the_call_format_on_held_out_prompts(demo_run)
     trained = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(demo_run.tiny_base),
                                         demo_run.adapter).eval()
     after = _compliance(trained, tokenizer, prompts)
-    # The untrained model never writes a compliant call. The demo's adapter writes some (10% of 20 on the
-    # reference machine): the tiny random-initialised base learns the tags and the first argument in a minute,
-    # but often fails to close the JSON. See docs/training.md.
+    # The untrained model never writes a compliant call. The demo's adapter (LoRA plus trained embeddings and
+    # output layer) writes 35% of 20 on the reference machine: the tiny random-initialised base learns the tags
+    # and the arguments, but still often fails to close the JSON. See docs/training.md.
     assert before == 0.0
-    assert after >= 0.1, (before, after)
+    assert after >= 0.25, (before, after)
 
 
 def test_sigkill_after_a_checkpoint_then_restart_resumes_and_finishes(tmp_path):
