@@ -85,8 +85,17 @@ def main() -> None:
     env = {**os.environ, "TERM": "xterm-256color", "CEP_HOME": str(home)}
     replay = ROOT / "cep_core" / "gpu" / "recordings" / "healthy-8x-h100.json"
     stamp = home / "first-frame"
-    console = [sys.executable, "-m", "cep_console.app", "--home", str(home), "--replay", str(replay),
-               "--first-frame-file", str(stamp)]
+    console = [
+        sys.executable,
+        "-m",
+        "cep_console.app",
+        "--home",
+        str(home),
+        "--replay",
+        str(replay),
+        "--first-frame-file",
+        str(stamp),
+    ]
     reference = [sys.executable, "-c", "import textual.app"]
     minimal = [sys.executable, "-c", MINIMAL_APP, str(stamp)]
     for cmd in (console, minimal):  # warm the page cache and .pyc files
@@ -102,17 +111,29 @@ def main() -> None:
     ref, con = statistics.median(ref_times), statistics.median(console_times)
     mini = statistics.median(minimal_times)
     ratio = con / ref
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
-          f"{platform.python_version()}")
-    print(f"reference  python -c 'import textual.app' : median {ref * 1000:7.1f} ms "
-          f"(min {min(ref_times) * 1000:.1f}, n={args.n})")
-    print(f"cep-console start -> first frame          : median {con * 1000:7.1f} ms "
-          f"(min {min(console_times) * 1000:.1f}, n={args.n})")
-    print(f"cep-console start -> first frame -> exit  : median {statistics.median(console_exit) * 1000:7.1f} ms")
-    print(f"minimal Textual app start -> first frame  : median {mini * 1000:7.1f} ms "
-          f"({mini / ref:.2f}x the reference: Textual's own floor here)")
-    print(f"ratio {ratio:.2f}x (goal < {GOAL}x): {'OK' if ratio < GOAL else 'OVER GOAL'}; "
-          f"{con / mini:.2f}x the minimal app")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}"
+    )
+    print(
+        f"reference  python -c 'import textual.app' : median {ref * 1000:7.1f} ms "
+        f"(min {min(ref_times) * 1000:.1f}, n={args.n})"
+    )
+    print(
+        f"cep-console start -> first frame          : median {con * 1000:7.1f} ms "
+        f"(min {min(console_times) * 1000:.1f}, n={args.n})"
+    )
+    print(
+        f"cep-console start -> first frame -> exit  : median {statistics.median(console_exit) * 1000:7.1f} ms"
+    )
+    print(
+        f"minimal Textual app start -> first frame  : median {mini * 1000:7.1f} ms "
+        f"({mini / ref:.2f}x the reference: Textual's own floor here)"
+    )
+    print(
+        f"ratio {ratio:.2f}x (goal < {GOAL}x): {'OK' if ratio < GOAL else 'OVER GOAL'}; "
+        f"{con / mini:.2f}x the minimal app"
+    )
 
 
 if __name__ == "__main__":

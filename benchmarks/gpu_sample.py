@@ -51,8 +51,10 @@ def main() -> None:
     gpus = len(replay.sample().gpus)
     rep = cpu_ms_per_call(replay.sample, args.n)
     replay.close()
-    print(f"replay     Sampler.sample() of {gpus} GPUs:              {rep:7.3f} ms CPU  "
-          f"(ratio to reference {rep / ref:5.2f}x; goal < {GOAL_MS:.0f} ms: {'met' if rep < GOAL_MS else 'MISSED'})")
+    print(
+        f"replay     Sampler.sample() of {gpus} GPUs:              {rep:7.3f} ms CPU  "
+        f"(ratio to reference {rep / ref:5.2f}x; goal < {GOAL_MS:.0f} ms: {'met' if rep < GOAL_MS else 'MISSED'})"
+    )
 
     nvml = Sampler(NvmlSource())
     first = nvml.sample()
@@ -61,9 +63,11 @@ def main() -> None:
     else:
         nv = cpu_ms_per_call(nvml.sample, args.n)
         per8 = nv / max(len(first.gpus), 1) * 8
-        print(f"nvml       Sampler.sample() of {len(first.gpus)} GPUs:              {nv:7.3f} ms CPU  "
-              f"(~{per8:.2f} ms per 8 GPUs; ratio to reference {nv / ref:5.2f}x, to replay {nv / rep:5.2f}x; "
-              f"goal < {GOAL_MS:.0f} ms per 8: {'met' if per8 < GOAL_MS else 'MISSED'})")
+        print(
+            f"nvml       Sampler.sample() of {len(first.gpus)} GPUs:              {nv:7.3f} ms CPU  "
+            f"(~{per8:.2f} ms per 8 GPUs; ratio to reference {nv / ref:5.2f}x, to replay {nv / rep:5.2f}x; "
+            f"goal < {GOAL_MS:.0f} ms per 8: {'met' if per8 < GOAL_MS else 'MISSED'})"
+        )
     nvml.close()
 
 

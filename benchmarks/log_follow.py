@@ -49,7 +49,7 @@ def line_ts(line: str) -> float | None:
     if start < 0:
         return None
     try:
-        return float(line[start + 6: line.index(",", start)])
+        return float(line[start + 6 : line.index(",", start)])
     except ValueError:
         return None
 
@@ -155,21 +155,34 @@ def main() -> None:
     p50, p95, worst = pct(lags, 0.5) * 1000, pct(lags, 0.95) * 1000, max(lags) * 1000
     ref95 = pct(ref_lags, 0.95) * 1000
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
-    print(f"writer: {args.lines} lines ({os.path.getsize(work / 'stdout.log') / 1e6:.1f} MB) in "
-          f"{result['wrote_s']:.2f} s ({args.lines / result['wrote_s']:.0f} lines/s)")
-    print(f"reference (bare LogTail poll, no UI): lag p50 {pct(ref_lags, 0.5) * 1000:.1f} ms, "
-          f"p95 {ref95:.1f} ms over {len(ref_lags)} reads")
-    print(f"console view: lag p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {worst:.1f} ms over {len(lags)} batches; "
-          f"caught up {result['catch_up'] * 1000:.0f} ms after the writer ended")
-    print(f"console view: lines received {result['seen']} of {args.lines} (the rest skipped by design when "
-          f"the view falls >256 KiB behind), kept in the view {result['shown']} (bounded)")
+    print(
+        f"writer: {args.lines} lines ({os.path.getsize(work / 'stdout.log') / 1e6:.1f} MB) in "
+        f"{result['wrote_s']:.2f} s ({args.lines / result['wrote_s']:.0f} lines/s)"
+    )
+    print(
+        f"reference (bare LogTail poll, no UI): lag p50 {pct(ref_lags, 0.5) * 1000:.1f} ms, "
+        f"p95 {ref95:.1f} ms over {len(ref_lags)} reads"
+    )
+    print(
+        f"console view: lag p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {worst:.1f} ms over {len(lags)} batches; "
+        f"caught up {result['catch_up'] * 1000:.0f} ms after the writer ended"
+    )
+    print(
+        f"console view: lines received {result['seen']} of {args.lines} (the rest skipped by design when "
+        f"the view falls >256 KiB behind), kept in the view {result['shown']} (bounded)"
+    )
     quarter = max(len(rss) // 4, 1)
-    means = [statistics.mean(rss[i * quarter:(i + 1) * quarter] or rss[-1:]) / 2**20 for i in range(4)]
-    print(f"memory (RSS): before {rss[0] / 2**20:.1f} MiB; mean per quarter of the run "
-          + " / ".join(f"{m:.1f}" for m in means) + f" MiB; peak {max(rss) / 2**20:.1f} MiB "
-          f"(growth from the 2nd quarter to the last: {means[3] - means[1]:+.1f} MiB)")
-    print(f"p95 lag {p95:.0f} ms (goal < {GOAL_MS:.0f} ms): {'OK' if p95 < GOAL_MS else 'OVER GOAL'}; "
-          f"max {worst:.0f} ms; {p95 / ref95:.1f}x the bare reader's p95")
+    means = [statistics.mean(rss[i * quarter : (i + 1) * quarter] or rss[-1:]) / 2**20 for i in range(4)]
+    print(
+        f"memory (RSS): before {rss[0] / 2**20:.1f} MiB; mean per quarter of the run "
+        + " / ".join(f"{m:.1f}" for m in means)
+        + f" MiB; peak {max(rss) / 2**20:.1f} MiB "
+        f"(growth from the 2nd quarter to the last: {means[3] - means[1]:+.1f} MiB)"
+    )
+    print(
+        f"p95 lag {p95:.0f} ms (goal < {GOAL_MS:.0f} ms): {'OK' if p95 < GOAL_MS else 'OVER GOAL'}; "
+        f"max {worst:.0f} ms; {p95 / ref95:.1f}x the bare reader's p95"
+    )
 
 
 if __name__ == "__main__":

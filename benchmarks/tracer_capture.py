@@ -20,22 +20,41 @@ from cep_core.tracer import WorkflowTracer
 from cep_core.tracer.api import TraceRow  # noqa: F401  (imported to show the module graph is light)
 
 SYSTEM = ("You are the orchestrator of a travel agency. Route each request to the right tool. " * 12).strip()
-TOOLS = [{"type": "function", "function": {
-    "name": f"tool_{i}", "description": "Searches flights by city, dates and class with flexible cancellation.",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}, "date": {"type": "string"},
-                                                   "class": {"type": "string", "enum": ["economy", "business"]}},
-                   "required": ["city", "date"]}}} for i in range(3)]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": f"tool_{i}",
+            "description": "Searches flights by city, dates and class with flexible cancellation.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "city": {"type": "string"},
+                    "date": {"type": "string"},
+                    "class": {"type": "string", "enum": ["economy", "business"]},
+                },
+                "required": ["city", "date"],
+            },
+        },
+    }
+    for i in range(3)
+]
 
 
 def call(i: int) -> dict:
     return {
-        "agent_type": "orchestrator", "agent_name": f"agent{i % 4}", "model_used": "gpt-4",
+        "agent_type": "orchestrator",
+        "agent_name": f"agent{i % 4}",
+        "model_used": "gpt-4",
         "system_prompt": SYSTEM,
         "user_query": f"Book me a flight from Los Angeles to Auckland on July {i % 28 + 1}, economy, with flexible "
-                      f"cancellation; my loyalty number is LA-{i:06d} and I prefer an aisle seat.",
+        f"cancellation; my loyalty number is LA-{i:06d} and I prefer an aisle seat.",
         "assistant_response": f'<tool_call name="tool_0">{{"city": "Auckland", "date": "2023-07-{i % 28 + 1:02d}", '
-                              f'"class": "economy"}}</tool_call>',
-        "success": True, "cost": 0.0123, "execution_time": 1.8, "tools": TOOLS,
+        f'"class": "economy"}}</tool_call>',
+        "success": True,
+        "cost": 0.0123,
+        "execution_time": 1.8,
+        "tools": TOOLS,
         "metadata": {"request_id": f"req-{i}", "tokens_in": 812, "tokens_out": 64},
     }
 
@@ -59,16 +78,28 @@ def reference_conn(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
     for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "busy_timeout = 10000"):
         conn.execute(f"PRAGMA {pragma}")
-    conn.execute("CREATE TABLE t (id TEXT, agent TEXT, model TEXT, system TEXT, query TEXT, response TEXT, "
-                 "tools TEXT, metadata TEXT, success INT, cost REAL, time REAL)")
+    conn.execute(
+        "CREATE TABLE t (id TEXT, agent TEXT, model TEXT, system TEXT, query TEXT, response TEXT, "
+        "tools TEXT, metadata TEXT, success INT, cost REAL, time REAL)"
+    )
     return conn
 
 
 def ref_params(i: int) -> tuple:
     c = call(i)
-    return (f"{i:026d}", c["agent_name"], c["model_used"], c["system_prompt"], c["user_query"],
-            c["assistant_response"], json.dumps(c["tools"]), json.dumps(c["metadata"]), 1, c["cost"],
-            c["execution_time"])
+    return (
+        f"{i:026d}",
+        c["agent_name"],
+        c["model_used"],
+        c["system_prompt"],
+        c["user_query"],
+        c["assistant_response"],
+        json.dumps(c["tools"]),
+        json.dumps(c["metadata"]),
+        1,
+        c["cost"],
+        c["execution_time"],
+    )
 
 
 def bench_reference(conn: sqlite3.Connection, n: int) -> list[float]:
@@ -96,12 +127,18 @@ def main() -> None:
         base = bench_reference(ref, args.n)
         cm, c95, c99 = percentiles(cap)
         rm, r95, r99 = percentiles(base)
-        print(f"single capture (capture_call, {args.n} calls, ~{len(SYSTEM) + 400} chars of text + 3 tools each):")
+        print(
+            f"single capture (capture_call, {args.n} calls, ~{len(SYSTEM) + 400} chars of text + 3 tools each):"
+        )
         print(f"  tracer     median {cm * 1e3:.3f} ms   p95 {c95 * 1e3:.3f} ms   p99 {c99 * 1e3:.3f} ms")
-        print(f"  reference  median {rm * 1e3:.3f} ms   p95 {r95 * 1e3:.3f} ms   p99 {r99 * 1e3:.3f} ms"
-              "   (bare sqlite3 INSERT, plain table)")
-        print(f"  ratio tracer/reference (median): {cm / rm:.1f}x   target median < 1 ms: "
-              f"{'PASS' if cm < 1e-3 else 'FAIL'}")
+        print(
+            f"  reference  median {rm * 1e3:.3f} ms   p95 {r95 * 1e3:.3f} ms   p99 {r99 * 1e3:.3f} ms"
+            "   (bare sqlite3 INSERT, plain table)"
+        )
+        print(
+            f"  ratio tracer/reference (median): {cm / rm:.1f}x   target median < 1 ms: "
+            f"{'PASS' if cm < 1e-3 else 'FAIL'}"
+        )
 
         total = args.batches * args.batch_size
         t0 = time.perf_counter()

@@ -51,7 +51,9 @@ def main() -> None:
     tokenizer.save_pretrained(workdir / "base")
     tokenizer = AutoTokenizer.from_pretrained(workdir / "base")
     features, _skipped = tokenize_examples(prepared.train, tokenizer, ns.max_seq_length)
-    print(f"data: {len(features)} conversations, {features.tokens} tokens; {ns.steps} steps of {ns.batch_size}")
+    print(
+        f"data: {len(features)} conversations, {features.tokens} tokens; {ns.steps} steps of {ns.batch_size}"
+    )
 
     def fresh_model():
         model = AutoModelForCausalLM.from_pretrained(workdir / "base")
@@ -66,11 +68,21 @@ def main() -> None:
 
 
 def _common_args(config, out: Path) -> dict:
-    return dict(output_dir=str(out), per_device_train_batch_size=config.train.batch_size,
-                max_steps=config.train.max_steps, learning_rate=config.train.learning_rate,
-                lr_scheduler_type="cosine", logging_steps=10, save_strategy="no", report_to="none",
-                disable_tqdm=True, use_cpu=True, seed=42, dataloader_num_workers=0,
-                include_num_input_tokens_seen="non_padding")
+    return dict(
+        output_dir=str(out),
+        per_device_train_batch_size=config.train.batch_size,
+        max_steps=config.train.max_steps,
+        learning_rate=config.train.learning_rate,
+        lr_scheduler_type="cosine",
+        logging_steps=10,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
+        seed=42,
+        dataloader_num_workers=0,
+        include_num_input_tokens_seen="non_padding",
+    )
 
 
 def _timed_train(trainer) -> float:
@@ -88,10 +100,18 @@ def run_ours(config, model, tokenizer, features, out: Path) -> float:
 
     packing = use_packing(config.train.packing, model)
     model = apply_lora(model, config)
-    args = TrainingArguments(**_common_args(config, out), remove_unused_columns=False,
-                             train_sampling_strategy="random" if packing else "group_by_length")
-    trainer = Trainer(model=model, args=args, train_dataset=features, processing_class=tokenizer,
-                      data_collator=make_collator(tokenizer, packing))
+    args = TrainingArguments(
+        **_common_args(config, out),
+        remove_unused_columns=False,
+        train_sampling_strategy="random" if packing else "group_by_length",
+    )
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=features,
+        processing_class=tokenizer,
+        data_collator=make_collator(tokenizer, packing),
+    )
     return _timed_train(trainer)
 
 
@@ -100,14 +120,23 @@ def run_trl(config, model, tokenizer, features, out: Path) -> float:
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
-    rows = [{"input_ids": r["input_ids"], "completion_mask": [int(lab != -100) for lab in r["labels"]]}
-            for r in features.rows]
+    rows = [
+        {"input_ids": r["input_ids"], "completion_mask": [int(lab != -100) for lab in r["labels"]]}
+        for r in features.rows
+    ]
     dataset = datasets.Dataset.from_list(rows)
-    lora = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
-                      target_modules="all-linear", modules_to_save=["lm_head"], task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules="all-linear",
+        modules_to_save=["lm_head"],
+        task_type="CAUSAL_LM",
+    )
     args = SFTConfig(**_common_args(config, out), completion_only_loss=True, max_length=None, packing=False)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                         peft_config=lora)
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=lora
+    )
     return _timed_train(trainer)
 
 

@@ -62,8 +62,15 @@ class CepConsole(App):
         Binding("q", "quit", "Quit", id="quit", show=False),  # in help; keeps the 80-column footer for modes
     ]
 
-    def __init__(self, options: ConsoleOptions | None, *, request: dict[str, Any] | None = None,
-                 feeds: bool = True, exit_after_first_frame: bool = False, first_frame_file: str | None = None):
+    def __init__(
+        self,
+        options: ConsoleOptions | None,
+        *,
+        request: dict[str, Any] | None = None,
+        feeds: bool = True,
+        exit_after_first_frame: bool = False,
+        first_frame_file: str | None = None,
+    ):
         """`options`, or a `request` (resolve_options' arguments) resolved right after the first frame."""
         super().__init__()
         self.options: ConsoleOptions = options  # type: ignore[assignment]  # set by _ensure_options otherwise
@@ -151,8 +158,12 @@ class CepConsole(App):
         from cep_console.gpu_feed import GpuFeed
 
         worker = get_current_worker()
-        feed = GpuFeed(self.options.replay, self.options.home, read_kernel_log=self.options.read_kernel_log,
-                       kernel_log_readers=self.options.kernel_log_readers)
+        feed = GpuFeed(
+            self.options.replay,
+            self.options.home,
+            read_kernel_log=self.options.read_kernel_log,
+            kernel_log_readers=self.options.kernel_log_readers,
+        )
         try:
             while not worker.is_cancelled and not self._stop.is_set():
                 self.post_message(GpuUpdated(feed.poll()))
@@ -204,8 +215,12 @@ class CepConsole(App):
             info = lookup(ev.xid)
             what = f"Xid {ev.xid}" if ev.xid is not None else "GPU fell off the bus"
             where = f" on PCI {ev.pci}" if ev.pci else ""
-            self.notify(f"{info.name}. {info.action_text}", title=f"New {what}{where}",
-                        severity="error" if info.severity == Severity.FATAL else "warning", timeout=30)
+            self.notify(
+                f"{info.name}. {info.action_text}",
+                title=f"New {what}{where}",
+                severity="error" if info.severity == Severity.FATAL else "warning",
+                timeout=30,
+            )
         self.gpu_signal.publish(message.state)
 
     def on_runs_updated(self, message: RunsUpdated) -> None:
@@ -213,20 +228,31 @@ class CepConsole(App):
 
         self.runs_state = message.state
         for row, before in message.state.changes:
-            self.notify(f"{row.name} ({row.job_id}): {row.reason}", title=f"Run {row.state} (was {before})",
-                        severity=NOTIFY_STATES[row.state], timeout=20)
+            self.notify(
+                f"{row.name} ({row.job_id}): {row.reason}",
+                title=f"Run {row.state} (was {before})",
+                severity=NOTIFY_STATES[row.state],
+                timeout=20,
+            )
         for decision in message.state.decisions:
             if decision.action in ("relaunch", "give_up", "wait"):
-                self.notify(decision.reason, title=f"Auto-resume: {decision.action} {decision.job_id}",
-                            severity="warning", timeout=20)
+                self.notify(
+                    decision.reason,
+                    title=f"Auto-resume: {decision.action} {decision.job_id}",
+                    severity="warning",
+                    timeout=20,
+                )
         self.runs_signal.publish(message.state)
 
     def on_traces_updated(self, message: TracesUpdated) -> None:
         self.traces_overview = message.overview
         for agent in getattr(message.overview, "newly_ready", []):
-            self.notify(f"{agent.new_examples} new successful examples (threshold {agent.threshold}). "
-                        "Press t on the Traces screen to retrain it.", title=f"Agent {agent.key} is ready",
-                        timeout=30)
+            self.notify(
+                f"{agent.new_examples} new successful examples (threshold {agent.threshold}). "
+                "Press t on the Traces screen to retrain it.",
+                title=f"Agent {agent.key} is ready",
+                timeout=30,
+            )
         self.traces_signal.publish(message.overview)
 
     def on_action_done(self, message: ActionDone) -> None:
@@ -252,12 +278,23 @@ class CepConsole(App):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for mode, title in MODE_TITLES.items():
-            yield SystemCommand(f"Show {title}", f"Switch to the {title} screen",
-                                lambda m=mode: self.action_show_mode(m))
+            yield SystemCommand(
+                f"Show {title}", f"Switch to the {title} screen", lambda m=mode: self.action_show_mode(m)
+            )
         yield SystemCommand("Help", "Every key and its binding id", self.action_help)
         commands = [
-            ("runs", "launch", "Launch a run", "Open the launch form (model, CEP, data, LoRA, backend, GPUs)"),
-            ("runs", "launch_demo", "Launch the demo run", "The built-in tiny model on the CPU, about a minute"),
+            (
+                "runs",
+                "launch",
+                "Launch a run",
+                "Open the launch form (model, CEP, data, LoRA, backend, GPUs)",
+            ),
+            (
+                "runs",
+                "launch_demo",
+                "Launch the demo run",
+                "The built-in tiny model on the CPU, about a minute",
+            ),
             ("runs", "stop", "Stop the selected run", "SIGTERM: the job checkpoints and ends as stopped"),
             ("runs", "resume", "Resume the selected run", "A new attempt from its newest checkpoint"),
             ("runs", "evals", "Evaluations of the selected run", "Show the Evals screen for this run"),
@@ -275,16 +312,33 @@ class CepConsole(App):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cep-console", description="The CEP operations console (Textual, over SSH).")
-    p.add_argument("--home", metavar="DIR", help="CEP_HOME to show (default: $CEP_HOME or ~/.local/share/cep)")
-    p.add_argument("--traces", metavar="DB", help="the trace store (default: $CEP_TRACES_DB or HOME/traces.db)")
+    p = argparse.ArgumentParser(
+        prog="cep-console", description="The CEP operations console (Textual, over SSH)."
+    )
+    p.add_argument(
+        "--home", metavar="DIR", help="CEP_HOME to show (default: $CEP_HOME or ~/.local/share/cep)"
+    )
+    p.add_argument(
+        "--traces", metavar="DB", help="the trace store (default: $CEP_TRACES_DB or HOME/traces.db)"
+    )
     p.add_argument("--replay", metavar="FILE", help="play recorded GPU snapshots instead of NVML")
-    p.add_argument("--demo", action="store_true",
-                   help="a fresh temporary home, a replayed healthy 8-GPU host and the demo run ready to launch")
-    p.add_argument("--keys", metavar="FILE", help="key remaps: a TOML [keys] table of binding-id = \"keys\" "
-                                                  "(default: ~/.config/cep/console-keys.toml)")
-    p.add_argument("--threshold", type=int, metavar="N",
-                   help="new successful traces that make an agent ready to retrain (default 100)")
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="a fresh temporary home, a replayed healthy 8-GPU host and the demo run ready to launch",
+    )
+    p.add_argument(
+        "--keys",
+        metavar="FILE",
+        help='key remaps: a TOML [keys] table of binding-id = "keys" '
+        "(default: ~/.config/cep/console-keys.toml)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=int,
+        metavar="N",
+        help="new successful traces that make an agent ready to retrain (default 100)",
+    )
     p.add_argument("--exit-after-first-frame", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--first-frame-file", help=argparse.SUPPRESS)
     return p
@@ -296,13 +350,20 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        options = resolve_options(home=args.home, traces=args.traces, replay=args.replay, demo=args.demo,
-                                  keys=args.keys, threshold=args.threshold)
+        options = resolve_options(
+            home=args.home,
+            traces=args.traces,
+            replay=args.replay,
+            demo=args.demo,
+            keys=args.keys,
+            threshold=args.threshold,
+        )
     except CepError as exc:
         print(f"cep-console: {exc}", file=sys.stderr)
         return 2
-    app = CepConsole(options, exit_after_first_frame=args.exit_after_first_frame,
-                     first_frame_file=args.first_frame_file)
+    app = CepConsole(
+        options, exit_after_first_frame=args.exit_after_first_frame, first_frame_file=args.first_frame_file
+    )
     app.run()
     return 0
 

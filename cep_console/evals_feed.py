@@ -74,7 +74,9 @@ class EvalRow:
     errors: Counter[str] = field(default_factory=Counter)
 
     def matches_run(self, run_name: str) -> bool:
-        hay = " ".join(str(value(self.record, k) or "") for k in ("training_run", "run_dir", "eval_dir", "adapter"))
+        hay = " ".join(
+            str(value(self.record, k) or "") for k in ("training_run", "run_dir", "eval_dir", "adapter")
+        )
         return run_name in hay
 
 
@@ -104,8 +106,11 @@ def load_evaluations(home: Path) -> EvalsState:
     try:
         store = _store()
     except ImportError as exc:
-        return EvalsState(False, f"The evaluation store is not available in this installation ({exc}). "
-                                 "Evaluations appear here once `cep_core.evaluation` is installed.")
+        return EvalsState(
+            False,
+            f"The evaluation store is not available in this installation ({exc}). "
+            "Evaluations appear here once `cep_core.evaluation` is installed.",
+        )
     try:
         records = list(store.list_evaluations(home))
     except Exception as exc:  # noqa: BLE001 — a broken results file is shown, not raised
@@ -116,14 +121,25 @@ def load_evaluations(home: Path) -> EvalsState:
             results = store.load_results(rec)
         except Exception:  # noqa: BLE001 — one unreadable evaluation must not hide the others
             results = {}
-        rows.append(EvalRow(record=rec, id=record_id(rec), name=str(value(rec, "name") or record_id(rec)),
-                            model=str(value(rec, "model") or "-"),
-                            adapter=str(value(rec, "adapter") or "-"),
-                            cep_variant=str(value(rec, "cep_variant") or "-"), n=value(rec, "n"),
-                            figures={h: value(rec, h) for h in HEADLINES}, errors=error_counts(results)))
+        rows.append(
+            EvalRow(
+                record=rec,
+                id=record_id(rec),
+                name=str(value(rec, "name") or record_id(rec)),
+                model=str(value(rec, "model") or "-"),
+                adapter=str(value(rec, "adapter") or "-"),
+                cep_variant=str(value(rec, "cep_variant") or "-"),
+                n=value(rec, "n"),
+                figures={h: value(rec, h) for h in HEADLINES},
+                errors=error_counts(results),
+            )
+        )
     if not rows:
-        return EvalsState(True, f"No evaluations under {home} yet. Evaluate a run with "
-                                "`cep eval CONFIG.toml` (docs/console.md shows one); it appears here.")
+        return EvalsState(
+            True,
+            f"No evaluations under {home} yet. Evaluate a run with "
+            "`cep eval CONFIG.toml` (docs/console.md shows one); it appears here.",
+        )
     return EvalsState(True, "", rows)
 
 
@@ -137,6 +153,14 @@ def worst(row: EvalRow, n: int = 5) -> dict[str, list[dict[str, Any]]]:
         try:
             out[track] = list(store.worst_examples(row.record, track, n))
         except Exception as exc:  # noqa: BLE001
-            out[track] = [{"id": "-", "prompt": "", "expected": "", "output": "", "errors": [f"unreadable: {exc}"],
-                           "f1": None}]
+            out[track] = [
+                {
+                    "id": "-",
+                    "prompt": "",
+                    "expected": "",
+                    "output": "",
+                    "errors": [f"unreadable: {exc}"],
+                    "f1": None,
+                }
+            ]
     return out

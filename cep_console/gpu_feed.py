@@ -57,9 +57,16 @@ def event_key(ev: XidEvent) -> str:
 class GpuFeed:
     """Owns the sampler of one source (NVML or a replay) for the whole console session."""
 
-    def __init__(self, replay: Path | None = None, home: Path | None = None, *, read_kernel_log: bool = True,
-                 kernel_log_readers: list | None = None, events_every_s: float = 15.0,
-                 history: int = HISTORY):
+    def __init__(
+        self,
+        replay: Path | None = None,
+        home: Path | None = None,
+        *,
+        read_kernel_log: bool = True,
+        kernel_log_readers: list | None = None,
+        events_every_s: float = 15.0,
+        history: int = HISTORY,
+    ):
         self.home = home
         self.read_kernel_log = read_kernel_log
         self.readers = kernel_log_readers
@@ -99,10 +106,17 @@ class GpuFeed:
         if self.read_kernel_log:
             from cep_core.gpu.watch import default_log_readers
 
-            reader, attempts = first_readable(self.readers if self.readers is not None else default_log_readers())
+            reader, attempts = first_readable(
+                self.readers if self.readers is not None else default_log_readers()
+            )
             readable = reader is not None
-            self.kernel_log_note = "" if readable else "kernel log unreadable (" + "; ".join(
-                f"{a.name}: {a.reason}" for a in attempts) + ") — Xids come from NVML events and cep.db only"
+            self.kernel_log_note = (
+                ""
+                if readable
+                else "kernel log unreadable ("
+                + "; ".join(f"{a.name}: {a.reason}" for a in attempts)
+                + ") — Xids come from NVML events and cep.db only"
+            )
         if readable and self.readers is not None:
             from cep_core.gpu.store import open_store, recent_events, record_events
             from cep_core.gpu.watch import read_kernel_history
@@ -129,7 +143,8 @@ class GpuFeed:
         report = evaluate(sample, events)
         for gpu in sample.gpus:
             hist = self._history.setdefault(
-                gpu.index, {m: collections.deque(maxlen=self._maxlen) for m in METRICS})
+                gpu.index, {m: collections.deque(maxlen=self._maxlen) for m in METRICS}
+            )
             for name, value in metric_values(gpu).items():
                 if value is not None:
                     hist[name].append(value)
@@ -141,5 +156,10 @@ class GpuFeed:
             new = [ev for k, ev in keys.items() if k not in self._seen]
             self._seen.update(keys)
         history = {i: {m: list(d) for m, d in h.items()} for i, h in self._history.items()}
-        return GpuState(report=report, history=history, new_events=new, kernel_log_note=self.kernel_log_note,
-                        source=sample.source)
+        return GpuState(
+            report=report,
+            history=history,
+            new_events=new,
+            kernel_log_note=self.kernel_log_note,
+            source=sample.source,
+        )

@@ -45,19 +45,28 @@ class LaunchRequest:
     def from_config(cls, path: Path) -> LaunchRequest:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
         data, lora, train = raw.get("data", {}), raw.get("lora", {}), raw.get("train", {})
-        return cls(name=str(raw.get("name", path.stem)), model=str(raw.get("model", "builtin:tiny")),
-                   cep=str(data.get("cep", "universal")),
-                   dataset=", ".join(data.get("sources", ["builtin:sample"])),
-                   lora_r=str(lora.get("r", 16)), lora_alpha=str(lora.get("alpha", 32)),
-                   lora_dropout=str(lora.get("dropout", 0.05)), max_steps=str(train.get("max_steps", 100)),
-                   learning_rate=str(train.get("learning_rate", 2e-4)), batch_size=str(train.get("batch_size", 4)),
-                   max_seq_length=str(train.get("max_seq_length", 1024)), base=raw)
+        return cls(
+            name=str(raw.get("name", path.stem)),
+            model=str(raw.get("model", "builtin:tiny")),
+            cep=str(data.get("cep", "universal")),
+            dataset=", ".join(data.get("sources", ["builtin:sample"])),
+            lora_r=str(lora.get("r", 16)),
+            lora_alpha=str(lora.get("alpha", 32)),
+            lora_dropout=str(lora.get("dropout", 0.05)),
+            max_steps=str(train.get("max_steps", 100)),
+            learning_rate=str(train.get("learning_rate", 2e-4)),
+            batch_size=str(train.get("batch_size", 4)),
+            max_seq_length=str(train.get("max_seq_length", 1024)),
+            base=raw,
+        )
 
     def gpu_count(self) -> int:
         try:
             n = int(self.gpus)
         except ValueError:
-            raise InputError(f"GPU count {self.gpus!r} is not a whole number", path=FORM, field="gpus") from None
+            raise InputError(
+                f"GPU count {self.gpus!r} is not a whole number", path=FORM, field="gpus"
+            ) from None
         if n < 0:
             raise InputError("GPU count cannot be negative", path=FORM, field="gpus")
         return n
@@ -143,7 +152,10 @@ def can_launch(checks: list[CheckResult], override_warnings: bool) -> tuple[bool
         return False, "run the pre-flight checks first (ctrl+k)"
     failing = [c for c in checks if c.status == "fail"]
     if failing:
-        return False, f"{len(failing)} check(s) fail: fix them first ({failing[0].name}: {failing[0].detail[:120]})"
+        return (
+            False,
+            f"{len(failing)} check(s) fail: fix them first ({failing[0].name}: {failing[0].detail[:120]})",
+        )
     warnings = [c for c in checks if c.status == "warn"]
     if warnings and not override_warnings:
         return False, f"{len(warnings)} warning(s): tick 'launch despite warnings' to go on"

@@ -21,8 +21,14 @@ class TailUpdate:
 
 
 class LogTail:
-    def __init__(self, path: str | Path, *, skip_bytes: int = 256 * 1024, max_read_bytes: int = 1 << 20,
-                 max_line_bytes: int = 16 * 1024):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        skip_bytes: int = 256 * 1024,
+        max_read_bytes: int = 1 << 20,
+        max_line_bytes: int = 16 * 1024,
+    ):
         self.path = Path(path)
         self.skip_bytes = skip_bytes
         self.max_read_bytes = max_read_bytes
@@ -66,6 +72,6 @@ class LogTail:
             out.skipped_bytes += len(pieces.pop(0)) + 1
         while len(self._partial) > self.max_line_bytes:  # a line without an end: show it in pieces
             pieces.append(self._partial[: self.max_line_bytes])
-            self._partial = self._partial[self.max_line_bytes:]
+            self._partial = self._partial[self.max_line_bytes :]
         out.lines = [p.decode("utf-8", "replace").rstrip("\r") for p in pieces]
         return out

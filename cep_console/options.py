@@ -74,7 +74,9 @@ def read_keymap(path: Path | None) -> dict[str, str]:
         raise OptionError(f"cannot read the key map: {exc}", path=path) from None
     keys = data.get("keys", {})
     if not isinstance(keys, dict) or not all(isinstance(v, str) for v in keys.values()):
-        raise OptionError("expected a [keys] table of binding-id = \"key,key\" strings", path=path, field="keys")
+        raise OptionError(
+            'expected a [keys] table of binding-id = "key,key" strings', path=path, field="keys"
+        )
     return dict(keys)
 
 
@@ -85,8 +87,9 @@ def load_keymap(path: Path | None) -> dict[str, str]:
     try:
         return read_keymap(path)
     except OptionError as exc:
-        raise InputError(str(exc).split(": ", 1)[-1] if exc.path else str(exc), path=exc.path,
-                         field=exc.field) from None
+        raise InputError(
+            str(exc).split(": ", 1)[-1] if exc.path else str(exc), path=exc.path, field=exc.field
+        ) from None
 
 
 def precheck(replay: str | None = None, keys: str | None = None, threshold: int | None = None) -> None:
@@ -117,8 +120,14 @@ def write_demo_config(home: Path) -> Path:
     return target
 
 
-def resolve_options(home: str | None = None, traces: str | None = None, replay: str | None = None,
-                    demo: bool = False, keys: str | None = None, threshold: int | None = None) -> ConsoleOptions:
+def resolve_options(
+    home: str | None = None,
+    traces: str | None = None,
+    replay: str | None = None,
+    demo: bool = False,
+    keys: str | None = None,
+    threshold: int | None = None,
+) -> ConsoleOptions:
     """The options of one console session. `--demo` uses a fresh temporary home and replays a healthy host."""
     import tempfile
 
@@ -138,8 +147,13 @@ def resolve_options(home: str | None = None, traces: str | None = None, replay: 
         traces_path = Path(os.environ["CEP_TRACES_DB"]).expanduser()
     else:
         traces_path = home_path / "traces.db"
-    opts = ConsoleOptions(home=home_path, traces_db=traces_path, replay=replay_path, demo=demo or empty,
-                          keymap=load_keymap(Path(keys).expanduser() if keys else None))
+    opts = ConsoleOptions(
+        home=home_path,
+        traces_db=traces_path,
+        replay=replay_path,
+        demo=demo or empty,
+        keymap=load_keymap(Path(keys).expanduser() if keys else None),
+    )
     if threshold is not None:
         if threshold <= 0:
             raise InputError(f"--threshold must be positive, got {threshold}", field="threshold")

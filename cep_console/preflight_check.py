@@ -22,8 +22,13 @@ def main(argv: list[str] | None = None) -> int:
         result = run_preflight(args[0], run_root=Path(args[1]))
         checks = [c.to_dict() for c in result.checks]
     except Exception as exc:  # noqa: BLE001 — the form shows it as a failed check
-        checks = [{"name": "preflight", "status": "fail",
-                   "detail": f"the pre-flight could not run: {type(exc).__name__}: {exc}"}]
+        checks = [
+            {
+                "name": "preflight",
+                "status": "fail",
+                "detail": f"the pre-flight could not run: {type(exc).__name__}: {exc}",
+            }
+        ]
     print(json.dumps({"checks": checks}))
     return 0
 

@@ -62,10 +62,22 @@ class ProgressCache:
 
 def row_of(job: Any, cache: ProgressCache | None = None) -> RunRow:
     prog = cache.get(job.run_dir) if cache is not None else run_progress(job.run_dir)
-    return RunRow(job_id=job.id, name=job.name, kind=job.kind, backend=job.backend, state=job.state,
-                  step=prog["step"], total_steps=prog["total_steps"], loss=prog["loss"],
-                  tokens_per_s=prog["tokens_per_s"], eta_s=prog["eta_s"], attempt=job.attempt,
-                  run_dir=job.run_dir, reason=job.reason or "", gpus=int(job.spec.get("gpus") or 0))
+    return RunRow(
+        job_id=job.id,
+        name=job.name,
+        kind=job.kind,
+        backend=job.backend,
+        state=job.state,
+        step=prog["step"],
+        total_steps=prog["total_steps"],
+        loss=prog["loss"],
+        tokens_per_s=prog["tokens_per_s"],
+        eta_s=prog["eta_s"],
+        attempt=job.attempt,
+        run_dir=job.run_dir,
+        reason=job.reason or "",
+        gpus=int(job.spec.get("gpus") or 0),
+    )
 
 
 @dataclass(slots=True)
@@ -101,8 +113,9 @@ class RunsFeed:
         if self._supervisor is None:
             from cep_core.jobs.policy import Supervisor, gpu_health_check
 
-            self._supervisor = Supervisor(self.manager, health=gpu_health_check(
-                str(self.replay) if self.replay else None))
+            self._supervisor = Supervisor(
+                self.manager, health=gpu_health_check(str(self.replay) if self.replay else None)
+            )
         return self._supervisor
 
     def poll(self, supervise: bool = False) -> RunsState:

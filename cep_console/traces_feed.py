@@ -54,7 +54,9 @@ def parse_filter(text: str) -> TraceQuery:
     for word in text.split():
         key, sep, value = word.partition("=")
         if not sep or not value:
-            raise InputError(f"filter {word!r}: write key=value (agent, model, success, since)", field="filter")
+            raise InputError(
+                f"filter {word!r}: write key=value (agent, model, success, since)", field="filter"
+            )
         key = key.lower()
         if key == "agent":
             q.agent = value
@@ -111,9 +113,11 @@ class TracesFeed:
         return self._store
 
     def missing_message(self) -> str:
-        return (f"No trace store at {self.path}. Capture calls from your workflow with "
-                "`from cep_core.tracer import WorkflowTracer; WorkflowTracer().capture_call(...)` "
-                "or start the console with --traces DB.")
+        return (
+            f"No trace store at {self.path}. Capture calls from your workflow with "
+            "`from cep_core.tracer import WorkflowTracer; WorkflowTracer().capture_call(...)` "
+            "or start the console with --traces DB."
+        )
 
     def overview(self) -> TracesOverview:
         from cep_core.tracer import thresholds
@@ -126,8 +130,9 @@ class TracesFeed:
         if store is None:
             return TracesOverview(False, self.missing_message())
         threshold = self.threshold or thresholds.DEFAULT_THRESHOLD
-        return TracesOverview(True, "", store.count(), group_stats(store), thresholds.progress(store, threshold),
-                              threshold)
+        return TracesOverview(
+            True, "", store.count(), group_stats(store), thresholds.progress(store, threshold), threshold
+        )
 
     def newly_ready(self, overview: TracesOverview) -> list[Any]:
         """Agents that reached their threshold since the last call (none on the first call)."""
@@ -148,8 +153,9 @@ class TracesFeed:
             key = parse_agent(q.agent)
             agent_type, agent_name = key.agent_type, key.agent_name
         since = time.time() - q.since_s if q.since_s else None
-        return TraceFilter(agent_type=agent_type, agent_name=agent_name, model=q.model, success=q.success,
-                           since=since)
+        return TraceFilter(
+            agent_type=agent_type, agent_name=agent_name, model=q.model, success=q.success, since=since
+        )
 
     def page(self, q: TraceQuery, limit: int = PAGE_SIZE) -> TracesPage:
         from cep_core.tracer import query
@@ -197,5 +203,6 @@ class TracesFeed:
         out = None
         if self.home is not None:
             out = self.home / "retrain" / f"{key.agent_type}-{key.agent_name}-{new_id()}".replace("/", "-")
-        return prepare_retrain(store, key, out_dir=out, threshold=self.threshold or thresholds.DEFAULT_THRESHOLD,
-                               launch=launch)
+        return prepare_retrain(
+            store, key, out_dir=out, threshold=self.threshold or thresholds.DEFAULT_THRESHOLD, launch=launch
+        )

@@ -34,8 +34,17 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "preflight": ("checks",),
     "data": ("rows", "train_rows", "holdout_rows", "skipped"),
     "start": ("total_steps", "world_size", "model", "cep_variant", "cep_sha256", "resumed_from"),
-    "step": ("step", "total_steps", "epoch", "loss", "learning_rate", "grad_norm", "tokens", "tokens_per_s",
-             "eta_s"),
+    "step": (
+        "step",
+        "total_steps",
+        "epoch",
+        "loss",
+        "learning_rate",
+        "grad_norm",
+        "tokens",
+        "tokens_per_s",
+        "eta_s",
+    ),
     "eval": ("step", "metrics"),
     "checkpoint": ("step", "path"),
     "end": ("status", "step"),
@@ -191,7 +200,11 @@ def latest_step(path_or_run_dir: str | Path) -> int | None:
     best: int | None = None
     for obj in iter_progress(path_or_run_dir):
         step = obj.get("step")
-        if obj["event"] in ("step", "checkpoint", "end") and isinstance(step, int) and not isinstance(step, bool):
+        if (
+            obj["event"] in ("step", "checkpoint", "end")
+            and isinstance(step, int)
+            and not isinstance(step, bool)
+        ):
             best = step if best is None else max(best, step)
     return best
 

@@ -34,26 +34,39 @@ def test_real_hermes_card_rows_convert_and_the_broken_one_is_counted(shared_data
     call = flights.messages[2]["content"]
     parsed = parse_tool_calls(call, expected="target")
     assert parsed.errors == [] and parsed.calls[0].name == "search_flights"
-    assert parsed.calls[0].arguments == {"departure_city": "Los Angeles", "destination_city": "Auckland",
-                                         "departure_date": "2023-07-10", "return_date": "2023-07-24",
-                                         "class": "economy", "flexible_cancellation": True}
+    assert parsed.calls[0].arguments == {
+        "departure_city": "Los Angeles",
+        "destination_city": "Auckland",
+        "departure_date": "2023-07-10",
+        "return_date": "2023-07-24",
+        "class": "economy",
+        "flexible_cancellation": True,
+    }
     json_rows = [ex for ex in prepared.train if ex.id.startswith(("57aa5f1b", "c0618e9a"))]
     assert len(json_rows) == 2 and all(json.loads(ex.messages[-1]["content"]) for ex in json_rows)
 
 
 def test_hermes_format_is_kept_when_asked(shared_data):
-    prepared = prepare([str(shared_data / "hermes" / "card_examples.jsonl")], cep=None, tool_format="hermes",
-                       holdout_fraction=0)
+    prepared = prepare(
+        [str(shared_data / "hermes" / "card_examples.jsonl")],
+        cep=None,
+        tool_format="hermes",
+        holdout_fraction=0,
+    )
     flights = next(ex for ex in prepared.train if ex.id.startswith("753d8365"))
     assert flights.messages[2]["content"].startswith("<tool_call>\n{'arguments'")
 
 
 def test_rewrite_keeps_prose_and_several_calls():
-    text = ("Checking both.\n<tool_call>\n{'arguments': {'city': 'Oslo', 'n': 2.50}, 'name': 'w'}\n</tool_call>\n"
-            '<tool_call>\n{"name": "x", "arguments": {"q": "a \\"b\\""}}\n</tool_call>')
+    text = (
+        "Checking both.\n<tool_call>\n{'arguments': {'city': 'Oslo', 'n': 2.50}, 'name': 'w'}\n</tool_call>\n"
+        '<tool_call>\n{"name": "x", "arguments": {"q": "a \\"b\\""}}\n</tool_call>'
+    )
     out = rewrite_hermes_calls(text)
-    assert out == ('Checking both.\n<tool_call name="w">{"city": "Oslo", "n": 2.5}</tool_call>\n'
-                   '<tool_call name="x">{"q": "a \\"b\\""}</tool_call>')
+    assert out == (
+        'Checking both.\n<tool_call name="w">{"city": "Oslo", "n": 2.5}</tool_call>\n'
+        '<tool_call name="x">{"q": "a \\"b\\""}</tool_call>'
+    )
     with pytest.raises(SkipRow) as info:
         rewrite_hermes_calls("<tool_call>\n{'arguments': {}}\n</tool_call>")
     assert info.value.reason == "unparseable_tool_call"
@@ -62,31 +75,60 @@ def test_rewrite_keeps_prose_and_several_calls():
 
 
 def test_skip_reasons_are_counted_and_nothing_else_is_lost(tmp_path):
-    good = {"id": "g1", "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}]}
-    path = _write_jsonl(tmp_path / "rows.jsonl", [
-        good,
-        "{not json",
-        {"id": "n1", "conversations": [{"from": "human", "value": "only a question"}]},
-        {"id": "r1", "conversations": [{"from": "narrator", "value": "x"}, {"from": "gpt", "value": "y"}]},
-        {"id": "j1", "schema": "{}", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt",
-                                                                                       "value": "not json"}]},
-        {"id": "m1", "messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
-                                  {"role": "user", "content": "dangling"}]},
-        good,
-        [1, 2],
-    ])
+    good = {
+        "id": "g1",
+        "conversations": [{"from": "human", "value": "hi"}, {"from": "gpt", "value": "hello"}],
+    }
+    path = _write_jsonl(
+        tmp_path / "rows.jsonl",
+        [
+            good,
+            "{not json",
+            {"id": "n1", "conversations": [{"from": "human", "value": "only a question"}]},
+            {
+                "id": "r1",
+                "conversations": [{"from": "narrator", "value": "x"}, {"from": "gpt", "value": "y"}],
+            },
+            {
+                "id": "j1",
+                "schema": "{}",
+                "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "not json"}],
+            },
+            {
+                "id": "m1",
+                "messages": [
+                    {"role": "user", "content": "a"},
+                    {"role": "assistant", "content": "b"},
+                    {"role": "user", "content": "dangling"},
+                ],
+            },
+            good,
+            [1, 2],
+        ],
+    )
     prepared = prepare([str(path)], cep=None, holdout_fraction=0)
     assert prepared.rows == 8
-    assert prepared.skipped == {"malformed_json": 1, "no_assistant_turn": 1, "unknown_role": 1,
-                                "unparseable_json_answer": 1, "duplicate_id": 1, "not_an_object": 1}
+    assert prepared.skipped == {
+        "malformed_json": 1,
+        "no_assistant_turn": 1,
+        "unknown_role": 1,
+        "unparseable_json_answer": 1,
+        "duplicate_id": 1,
+        "not_an_object": 1,
+    }
     assert [ex.id for ex in prepared.train] == ["g1", "m1"]
-    assert prepared.train[1].messages[-1] == {"role": "assistant", "content": "b"}  # trailing user turn dropped
+    assert prepared.train[1].messages[-1] == {
+        "role": "assistant",
+        "content": "b",
+    }  # trailing user turn dropped
     assert prepared.summary()["train_rows"] == 2
 
 
 def test_cep_goes_to_the_head_of_the_system_message():
     cep = get_cep("compact")
-    messages = row_to_messages({"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]})
+    messages = row_to_messages(
+        {"conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "a"}]}
+    )
     prepared = prepare([str(PACKAGE_SAMPLE)], cep=cep, holdout_fraction=0, max_rows=3)
     assert len(prepared.train) == 3
     for ex in prepared.train:
@@ -101,7 +143,10 @@ def test_split_is_deterministic_by_id_and_independent_of_order(tmp_path):
     assert 50 < len(held) < 110
     assert held == {i for i in reversed(ids) if is_holdout(i, 0.2)}
     assert held != {i for i in ids if is_holdout(i, 0.2, seed=1)}
-    rows = [{"id": i, "conversations": [{"from": "human", "value": i}, {"from": "gpt", "value": "ok"}]} for i in ids]
+    rows = [
+        {"id": i, "conversations": [{"from": "human", "value": i}, {"from": "gpt", "value": "ok"}]}
+        for i in ids
+    ]
     a = prepare([str(_write_jsonl(tmp_path / "a.jsonl", rows))], cep=None, holdout_fraction=0.2)
     b = prepare([str(_write_jsonl(tmp_path / "b.jsonl", rows[::-1]))], cep=None, holdout_fraction=0.2)
     assert {ex.id for ex in a.holdout} == {ex.id for ex in b.holdout} == held
@@ -109,8 +154,11 @@ def test_split_is_deterministic_by_id_and_independent_of_order(tmp_path):
 
 def test_bfcl_rows_become_gold_call_conversations(shared_data):
     bfcl = shared_data / "bfcl"
-    prepared = prepare([str(bfcl / "BFCL_v4_parallel.json"), str(bfcl / "BFCL_v4_irrelevance.json")], cep=None,
-                       holdout_fraction=0)
+    prepared = prepare(
+        [str(bfcl / "BFCL_v4_parallel.json"), str(bfcl / "BFCL_v4_irrelevance.json")],
+        cep=None,
+        holdout_fraction=0,
+    )
     assert prepared.rows == 440
     assert prepared.skipped == {"no_gold_answer": 240}
     first = prepared.train[0]
@@ -123,8 +171,10 @@ def test_bfcl_rows_become_gold_call_conversations(shared_data):
 def test_parquet_goes_through_datasets(tmp_path):
     import datasets
 
-    rows = [{"id": f"p{i}", "conversations": [{"from": "human", "value": f"q{i}"}, {"from": "gpt", "value": "a"}]}
-            for i in range(5)]
+    rows = [
+        {"id": f"p{i}", "conversations": [{"from": "human", "value": f"q{i}"}, {"from": "gpt", "value": "a"}]}
+        for i in range(5)
+    ]
     datasets.Dataset.from_list(rows).to_parquet(str(tmp_path / "rows.parquet"))
     prepared = prepare([str(tmp_path / "rows.parquet")], cep=None, holdout_fraction=0)
     assert [ex.id for ex in prepared.train] == [f"p{i}" for i in range(5)]

@@ -138,9 +138,11 @@ def test_the_trained_demo_model_is_clearly_more_format_compliant_than_its_base(
     records = {r.name: r for r in store.list_evaluations()}
     trained_tc = trained["tracks"]["toolcall"]
     base_tc = base["tracks"]["toolcall"]
-    print(f"toolcall format compliance: trained {trained_tc['format_compliance']:.2f} "
-          f"{ {k: round(v['format_compliance'], 2) for k, v in trained_tc['by_category'].items()} }, "
-          f"untrained {base_tc['format_compliance']:.2f}")
+    print(
+        f"toolcall format compliance: trained {trained_tc['format_compliance']:.2f} "
+        f"{ {k: round(v['format_compliance'], 2) for k, v in trained_tc['by_category'].items()} }, "
+        f"untrained {base_tc['format_compliance']:.2f}"
+    )
     # The untrained tiny model never writes a compliant call; the demo's adapter does, on its own held-out rows
     # (about a third on the reference machine) and, less often, on BFCL functions it never saw.
     assert base_tc["format_compliance"] == 0.0

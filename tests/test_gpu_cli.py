@@ -17,8 +17,15 @@ NO_DRIVER = not os.path.exists("/dev/nvidiactl")
 
 def cep(*args: str, home: Path, stdin: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "120", "NO_COLOR": "1"}
-    return subprocess.run([sys.executable, "-m", "cep_core.cli", "--home", str(home), *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=120, input=stdin)
+    return subprocess.run(
+        [sys.executable, "-m", "cep_core.cli", "--home", str(home), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        input=stdin,
+    )
 
 
 @pytest.mark.skipif(not NO_DRIVER, reason="an NVIDIA driver is present")
@@ -41,11 +48,14 @@ def test_status_json_and_check_without_a_driver(tmp_path):
     assert r.returncode == 2 and "fail gpu.nvml" in r.stdout and "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("name, code, words", [
-    ("healthy-8x-h100.json", 0, "GPU health: OK"),
-    ("hot-8x-h100.json", 1, "temperature 85 C is near its slowdown at 87 C"),
-    ("fallen-off-bus-8x-h100.json", 2, "GPU 3: GPU is lost"),
-])
+@pytest.mark.parametrize(
+    "name, code, words",
+    [
+        ("healthy-8x-h100.json", 0, "GPU health: OK"),
+        ("hot-8x-h100.json", 1, "temperature 85 C is near its slowdown at 87 C"),
+        ("fallen-off-bus-8x-h100.json", 2, "GPU 3: GPU is lost"),
+    ],
+)
 def test_status_exit_codes_on_replayed_hosts(tmp_path, name, code, words):
     r = cep("gpu", "status", "--replay", str(DATA / name), home=tmp_path)
     assert r.returncode == code, r.stdout + r.stderr
@@ -54,8 +64,17 @@ def test_status_exit_codes_on_replayed_hosts(tmp_path, name, code, words):
 
 
 def test_status_settings_from_the_cli(tmp_path):
-    r = cep("gpu", "status", "--replay", str(DATA / "hot-8x-h100.json"), "--temp-margin", "1", "--no-power-warn",
-            "--json", home=tmp_path)
+    r = cep(
+        "gpu",
+        "status",
+        "--replay",
+        str(DATA / "hot-8x-h100.json"),
+        "--temp-margin",
+        "1",
+        "--no-power-warn",
+        "--json",
+        home=tmp_path,
+    )
     d = json.loads(r.stdout)
     reasons = " ".join(d["reasons"])
     assert "near its slowdown" not in reasons and "held by power" not in reasons
@@ -76,8 +95,14 @@ def test_xid_file_json_lines(tmp_path):
 
 
 def test_xid_file_text_and_stdin(tmp_path):
-    r = cep("gpu", "xid", "--file", "-", home=tmp_path,
-            stdin="[ 5107.644336] NVRM: Xid (PCI:0000:03:00): 79, GPU has fallen off the bus.\n")
+    r = cep(
+        "gpu",
+        "xid",
+        "--file",
+        "-",
+        home=tmp_path,
+        stdin="[ 5107.644336] NVRM: Xid (PCI:0000:03:00): 79, GPU has fallen off the bus.\n",
+    )
     assert r.returncode == 0
     assert "Xid 79 on 0000:03:00" in r.stdout and "fatal" in r.stdout and "PCIe" in r.stdout
 
@@ -104,21 +129,49 @@ def test_xid_live_sources_report_what_they_read(tmp_path):
 
 
 def test_check_with_replay(tmp_path):
-    r = cep("gpu", "check", "--replay", str(DATA / "healthy-8x-h100.json"), "--need-gb", "20", "--gpus", "4,5",
-            "--json", home=tmp_path)
+    r = cep(
+        "gpu",
+        "check",
+        "--replay",
+        str(DATA / "healthy-8x-h100.json"),
+        "--need-gb",
+        "20",
+        "--gpus",
+        "4,5",
+        "--json",
+        home=tmp_path,
+    )
     assert r.returncode == 0
     d = json.loads(r.stdout)
     assert d["status"] == "ok" and [c["name"] for c in d["checks"]][-1] == "gpu.5.memory"
-    r = cep("gpu", "check", "--replay", str(DATA / "healthy-8x-h100.json"), "--need-gb", "40", "--gpus", "0",
-            home=tmp_path)
+    r = cep(
+        "gpu",
+        "check",
+        "--replay",
+        str(DATA / "healthy-8x-h100.json"),
+        "--need-gb",
+        "40",
+        "--gpus",
+        "0",
+        home=tmp_path,
+    )
     assert r.returncode == 2 and "pid 41230" in r.stdout
     r = cep("gpu", "check", "--replay", str(DATA / "healthy-8x-h100.json"), "--gpus", "a,b", home=tmp_path)
     assert r.returncode == 2 and "--gpus" in r.stderr
 
 
 def test_watch_plays_the_fall_off_the_bus(tmp_path):
-    r = cep("gpu", "watch", "--replay", str(DATA / "fallen-off-bus-8x-h100.json"), "--interval", "0.05",
-            "--count", "5", home=tmp_path)
+    r = cep(
+        "gpu",
+        "watch",
+        "--replay",
+        str(DATA / "fallen-off-bus-8x-h100.json"),
+        "--interval",
+        "0.05",
+        "--count",
+        "5",
+        home=tmp_path,
+    )
     assert r.returncode == 2, r.stdout + r.stderr
     blocks = r.stdout.split("cep gpu watch")
     assert len(blocks) == 6
@@ -131,14 +184,18 @@ def test_replay_errors_are_clean(tmp_path):
     bad.write_text('{"format": "cep-gpu-replay/1", "snapshots": [{"devices": [{"name": 1}]}]}')
     r = cep("gpu", "status", "--replay", str(bad), home=tmp_path)
     assert r.returncode == 2
-    assert "bad.json" in r.stderr and "snapshots[0].devices[0].index" in r.stderr and "Traceback" not in r.stderr
+    assert (
+        "bad.json" in r.stderr and "snapshots[0].devices[0].index" in r.stderr and "Traceback" not in r.stderr
+    )
 
 
 def test_cli_import_stays_light():
-    code = ("import sys, cep_core.cli; cep_core.cli.build_parser(); "
-            "import cep_core.commands.gpu, cep_core.gpu.health, cep_core.gpu.watch; "
-            "bad = [m for m in ('torch', 'transformers', 'peft', 'datasets') if m in sys.modules]; "
-            "assert not bad, bad")
+    code = (
+        "import sys, cep_core.cli; cep_core.cli.build_parser(); "
+        "import cep_core.commands.gpu, cep_core.gpu.health, cep_core.gpu.watch; "
+        "bad = [m for m in ('torch', 'transformers', 'peft', 'datasets') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
 
 

@@ -42,6 +42,7 @@ def xid(line: str):
 
 # --- the catalog --------------------------------------------------------------------------------------------
 
+
 def test_dcgm_fatal_list_is_fatal_and_others_are_not():
     assert {48, 74, 79, 95, 119, 120, 140} == FATAL_XIDS
     for n in FATAL_XIDS:
@@ -57,6 +58,7 @@ def test_dcgm_fatal_list_is_fatal_and_others_are_not():
 
 
 # --- per-GPU rules ------------------------------------------------------------------------------------------
+
 
 def test_healthy_host_is_ok_with_nothing_to_do():
     report = evaluate(healthy_sample(), [], now=NOW)
@@ -88,14 +90,17 @@ def test_temperature_without_a_threshold_uses_the_fallback(tmp_path):
     assert report.gpu(0).status == Status.WARN and "85 C" in report.gpu(0).findings[0].reason
 
 
-@pytest.mark.parametrize("fields, words", [
-    ({"remapped_rows": [0, 1, 1, 0]}, "remapped rows pending"),
-    ({"remapped_rows": [0, 3, 0, 1]}, "row remapping failed"),
-    ({"retired_pending": 1, "retired_sbe": [1], "retired_dbe": []}, "retired pages pending"),
-    ({"error": "reset_required"}, "needs a reset"),
-    ({"error": "gpu_lost"}, "GPU is lost"),
-    ({"error": "unknown_error"}, "unknown error"),
-])
+@pytest.mark.parametrize(
+    "fields, words",
+    [
+        ({"remapped_rows": [0, 1, 1, 0]}, "remapped rows pending"),
+        ({"remapped_rows": [0, 3, 0, 1]}, "row remapping failed"),
+        ({"retired_pending": 1, "retired_sbe": [1], "retired_dbe": []}, "retired pages pending"),
+        ({"error": "reset_required"}, "needs a reset"),
+        ({"error": "gpu_lost"}, "GPU is lost"),
+        ({"error": "unknown_error"}, "unknown error"),
+    ],
+)
 def test_conditions_that_need_a_reset_or_reboot_fail(tmp_path, fields, words):
     report = evaluate(variant(tmp_path, g4=fields), [], now=NOW)
     assert report.status == Status.FAIL and report.exit_code == 2
@@ -113,9 +118,12 @@ def test_uncorrected_ecc_and_degraded_pcie_warn(tmp_path):
 
 # --- Xids ---------------------------------------------------------------------------------------------------
 
+
 def test_fatal_xid_on_a_gpu_fails_that_gpu():
-    events = xid("[ 5107.644336] NVRM: Xid (PCI:0000:2a:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen "
-                 "off the bus.")
+    events = xid(
+        "[ 5107.644336] NVRM: Xid (PCI:0000:2a:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen "
+        "off the bus."
+    )
     report = evaluate(healthy_sample(), events, now=NOW)
     assert report.status == Status.FAIL
     assert report.gpu(1).status == Status.FAIL  # 0000:2a:00 is GPU 1
@@ -132,7 +140,9 @@ def test_other_xids_warn(n):
 
 
 def test_xids_outside_the_window_do_not_count():
-    events = xid("[Fri Aug 30 11:43:14 2024] NVRM: Xid (PCI:0000:18:00): 48, An uncorrectable double bit error")
+    events = xid(
+        "[Fri Aug 30 11:43:14 2024] NVRM: Xid (PCI:0000:18:00): 48, An uncorrectable double bit error"
+    )
     assert evaluate(healthy_sample(), events, now=NOW).status == Status.OK  # 2024 is long gone by NOW
     wide = HealthSettings(xid_window_s=10 * 365 * 86400)
     assert evaluate(healthy_sample(), events, wide, now=NOW).status == Status.FAIL
@@ -146,14 +156,17 @@ def test_xid_on_an_unknown_bus_is_a_host_finding_and_bursts_count_once():
 
 
 def test_fallen_off_bus_three_line_form_fails_the_host():
-    text = ("[ 1843.308145] NVRM: The NVIDIA GPU 0000:b3:00.0\n"
-            "               NVRM: (PCI ID: 10de:26b5) installed in this system has\n"
-            "               NVRM: fallen off the bus and is not responding to commands.\n")
+    text = (
+        "[ 1843.308145] NVRM: The NVIDIA GPU 0000:b3:00.0\n"
+        "               NVRM: (PCI ID: 10de:26b5) installed in this system has\n"
+        "               NVRM: fallen off the bus and is not responding to commands.\n"
+    )
     report = evaluate(healthy_sample(), xid(text), now=NOW)
     assert report.status == Status.FAIL and "fell off the bus" in report.reasons[0]
 
 
 # --- host level ---------------------------------------------------------------------------------------------
+
 
 def test_init_failure_fails_the_host_with_its_fix():
     report = evaluate(sample_once(ReplaySource(DATA / "no-driver.json")), [], now=NOW)
@@ -178,6 +191,7 @@ def test_host_health_on_the_fallen_replay_sees_lost_gpu_and_recorded_xid():
 
 
 # --- pre-flight ---------------------------------------------------------------------------------------------
+
 
 def test_check_gpu_passes_with_enough_memory():
     checks = check_gpu(required_memory_bytes=20 * 2**30, gpu_indices=[4, 5], source=ReplaySource(HEALTHY))

@@ -22,21 +22,35 @@ FALLEN = DATA / "fallen-off-bus-8x-h100.json"
 def _raise(code: int):
     def f(*_a):
         raise pynvml.NVMLError(code)
+
     return f
 
 
 # --- the query function -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("code", [pynvml.NVML_ERROR_NOT_SUPPORTED, pynvml.NVML_ERROR_NO_PERMISSION,
-                                  pynvml.NVML_ERROR_FUNCTION_NOT_FOUND, pynvml.NVML_ERROR_NO_DATA])
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        pynvml.NVML_ERROR_NOT_SUPPORTED,
+        pynvml.NVML_ERROR_NO_PERMISSION,
+        pynvml.NVML_ERROR_FUNCTION_NOT_FOUND,
+        pynvml.NVML_ERROR_NO_DATA,
+    ],
+)
 def test_query_turns_refusals_into_na(code):
     assert query(_raise(code)) == NA
     assert query(_raise(code), default=[]) == []
 
 
-@pytest.mark.parametrize("code, kind", [(pynvml.NVML_ERROR_GPU_IS_LOST, "gpu_lost"),
-                                        (pynvml.NVML_ERROR_RESET_REQUIRED, "reset_required"),
-                                        (pynvml.NVML_ERROR_UNKNOWN, "unknown_error")])
+@pytest.mark.parametrize(
+    "code, kind",
+    [
+        (pynvml.NVML_ERROR_GPU_IS_LOST, "gpu_lost"),
+        (pynvml.NVML_ERROR_RESET_REQUIRED, "reset_required"),
+        (pynvml.NVML_ERROR_UNKNOWN, "unknown_error"),
+    ],
+)
 def test_query_raises_device_failures(code, kind):
     with pytest.raises(DeviceFailure) as info:
         query(_raise(code))
@@ -49,12 +63,16 @@ def test_query_passes_values_and_arguments():
 
 # --- init errors --------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("code, kind, words", [
-    (pynvml.NVML_ERROR_LIBRARY_NOT_FOUND, "library_not_found", "NVML library not found"),
-    (pynvml.NVML_ERROR_DRIVER_NOT_LOADED, "driver_not_loaded", "not loaded"),
-    (pynvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH, "version_mismatch", "version mismatch"),
-    (pynvml.NVML_ERROR_UNKNOWN, "other", "fallen off the bus"),
-])
+
+@pytest.mark.parametrize(
+    "code, kind, words",
+    [
+        (pynvml.NVML_ERROR_LIBRARY_NOT_FOUND, "library_not_found", "NVML library not found"),
+        (pynvml.NVML_ERROR_DRIVER_NOT_LOADED, "driver_not_loaded", "not loaded"),
+        (pynvml.NVML_ERROR_LIB_RM_VERSION_MISMATCH, "version_mismatch", "version mismatch"),
+        (pynvml.NVML_ERROR_UNKNOWN, "other", "fallen off the bus"),
+    ],
+)
 def test_each_init_failure_has_its_own_message_and_fix(code, kind, words):
     err = classify_init_error(pynvml.NVMLError(code))
     assert err.kind == kind
@@ -75,6 +93,7 @@ def test_the_real_no_driver_path():
 
 
 # --- replayed hosts -----------------------------------------------------------------------------------------
+
 
 def test_healthy_8_gpu_replay_fills_every_field():
     with Sampler(ReplaySource(HEALTHY)) as sampler:
@@ -160,13 +179,22 @@ def test_the_bundled_healthy_recording_is_the_tests_one():
     assert len(sample_once(ReplaySource(path)).gpus) == 8
 
 
-@pytest.mark.parametrize("content, words", [
-    ("{", "not valid JSON"),
-    ('{"format": "other/1", "snapshots": []}', "unknown format"),
-    ('{"format": "cep-gpu-replay/1", "snapshots": []}', "snapshots"),
-    ('{"format": "cep-gpu-replay/1", "snapshots": [{"devices": [{"name": "x"}]}]}', "snapshots[0].devices[0].index"),
-    ('{"format": "cep-gpu-replay/1", "snapshots": [{"devices": [{"index": 0, "error": "melted"}]}]}', "melted"),
-])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        ("{", "not valid JSON"),
+        ('{"format": "other/1", "snapshots": []}', "unknown format"),
+        ('{"format": "cep-gpu-replay/1", "snapshots": []}', "snapshots"),
+        (
+            '{"format": "cep-gpu-replay/1", "snapshots": [{"devices": [{"name": "x"}]}]}',
+            "snapshots[0].devices[0].index",
+        ),
+        (
+            '{"format": "cep-gpu-replay/1", "snapshots": [{"devices": [{"index": 0, "error": "melted"}]}]}',
+            "melted",
+        ),
+    ],
+)
 def test_bad_recordings_name_the_file_and_field(tmp_path, content, words):
     path = tmp_path / "bad.json"
     path.write_text(content)

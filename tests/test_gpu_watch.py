@@ -23,10 +23,14 @@ from cep_core.gpu.watch import (
 )
 
 DATA = Path(__file__).parent / "data" / "gpu"
-XID_79 = "May 18 19:02:39 gpu-host kernel: [ 5107.644336] NVRM: Xid (PCI:0000:5d:00): 79, pid='<unknown>', " \
-         "name=<unknown>, GPU has fallen off the bus."
-XID_13 = "May 18 19:02:40 gpu-host kernel: NVRM: Xid (PCI:0000:18:00): 13, pid=41230, name=python, Graphics " \
-         "SM Warp Exception on (GPC 7, TPC 7, SM 0): Illegal Instruction Parameter"
+XID_79 = (
+    "May 18 19:02:39 gpu-host kernel: [ 5107.644336] NVRM: Xid (PCI:0000:5d:00): 79, pid='<unknown>', "
+    "name=<unknown>, GPU has fallen off the bus."
+)
+XID_13 = (
+    "May 18 19:02:40 gpu-host kernel: NVRM: Xid (PCI:0000:18:00): 13, pid=41230, name=python, Graphics "
+    "SM Warp Exception on (GPC 7, TPC 7, SM 0): Illegal Instruction Parameter"
+)
 
 
 def wait_for(watcher, n, timeout=10.0):
@@ -119,8 +123,11 @@ def test_when_nothing_is_readable_it_says_what_it_tried(tmp_path):
     locked = tmp_path / "locked.log"
     locked.write_text("x")
     locked.chmod(0)
-    readers = [KmsgReader(str(tmp_path / "no-kmsg")), JournalReader("journalctl-not-here"),
-               FileFollower(tmp_path / "missing.log")]
+    readers = [
+        KmsgReader(str(tmp_path / "no-kmsg")),
+        JournalReader("journalctl-not-here"),
+        FileFollower(tmp_path / "missing.log"),
+    ]
     if os.geteuid() != 0:  # root reads mode-0 files
         readers.append(FileFollower(locked))
     no_driver = not os.path.exists("/dev/nvidiactl")
@@ -140,8 +147,9 @@ def test_when_nothing_is_readable_it_says_what_it_tried(tmp_path):
 def test_first_readable_stops_at_the_first_that_works(tmp_path):
     log = tmp_path / "kern.log"
     log.write_text(XID_13 + "\n")
-    reader, attempts = first_readable([KmsgReader(str(tmp_path / "none")), FileFollower(log),
-                                       FileFollower(tmp_path / "never-probed")])
+    reader, attempts = first_readable(
+        [KmsgReader(str(tmp_path / "none")), FileFollower(log), FileFollower(tmp_path / "never-probed")]
+    )
     assert reader.name == str(log)
     assert [(a.ok, a.name.split("/")[-1]) for a in attempts] == [(False, "none"), (True, "kern.log")]
     events, _ = read_kernel_history([FileFollower(log)])
@@ -163,11 +171,12 @@ def test_journal_reader_follows_a_json_stream(tmp_path):
     fake.write_text(
         "#!/bin/sh\n"
         'case "$*" in *" -f "*)\n'
-        "  printf '%s\\n' '{\"__REALTIME_TIMESTAMP\":\"1761387072000000\",\"MESSAGE\":\"NVRM: Xid "
+        '  printf \'%s\\n\' \'{"__REALTIME_TIMESTAMP":"1761387072000000","MESSAGE":"NVRM: Xid '
         "(PCI:0000:18:00): 13, pid=41230, name=python, Graphics SM Warp Exception\"}'\n"
         "  exec sleep 30;;\n"
         "esac\n"
-        "printf '%s\\n' '{\"__REALTIME_TIMESTAMP\":\"1\",\"MESSAGE\":\"Linux version 6.8\"}'\n")
+        'printf \'%s\\n\' \'{"__REALTIME_TIMESTAMP":"1","MESSAGE":"Linux version 6.8"}\'\n'
+    )
     fake.chmod(0o755)
     reader = JournalReader(str(fake))
     assert reader.probe() is None

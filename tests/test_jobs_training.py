@@ -51,16 +51,34 @@ def home(tmp_path, monkeypatch):
 def test_started_job_is_listed_followed_and_finishes(home, tmp_path):
     config = short_demo_config(tmp_path / "demo.toml", steps=12, save_steps=6)
     env = {**os.environ, "CEP_HOME": str(home)}
-    started = subprocess.run([sys.executable, "-m", "cep_core.cli", "jobs", "start", str(config), "--json"],
-                             capture_output=True, text=True, env=env, timeout=60, check=True)
+    started = subprocess.run(
+        [sys.executable, "-m", "cep_core.cli", "jobs", "start", str(config), "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=True,
+    )
     job = json.loads(started.stdout)
     assert job["state"] == "running" and job["kind"] == "train" and job["backend"] == "local"
-    follow = subprocess.run([sys.executable, "-m", "cep_core.cli", "jobs", "logs", job["id"], "-f"],
-                            capture_output=True, text=True, env=env, timeout=300)
+    follow = subprocess.run(
+        [sys.executable, "-m", "cep_core.cli", "jobs", "logs", job["id"], "-f"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert follow.returncode == 0
     assert f"job {job['id']} succeeded" in follow.stderr
-    listing = json.loads(subprocess.run([sys.executable, "-m", "cep_core.cli", "jobs", "list", "--json"],
-                                        capture_output=True, text=True, env=env, check=True).stdout)
+    listing = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "cep_core.cli", "jobs", "list", "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        ).stdout
+    )
     (row,) = [r for r in listing if r["id"] == job["id"]]
     assert row["state"] == "succeeded" and (row["step"], row["total_steps"]) == (12, 12)
     assert (Path(row["run_dir"]) / "adapter").is_dir()
@@ -77,8 +95,14 @@ def test_sigkill_after_a_checkpoint_auto_resumes_to_the_planned_steps(home, tmp_
 
     supervisor = Supervisor(manager, ResumePolicy(backoff_s=0), health=lambda j: (True, "CPU job"))
     (relaunch,) = [d for d in supervisor.tick() if d.action == "relaunch"]
-    done = wait_for(lambda: (j := manager.refresh(manager.registry.get(relaunch.new_job_id))).state
-                    not in ("running", "queued") and j, timeout=300)
+    done = wait_for(
+        lambda: (
+            (j := manager.refresh(manager.registry.get(relaunch.new_job_id))).state
+            not in ("running", "queued")
+            and j
+        ),
+        timeout=300,
+    )
     assert done.state == "succeeded", done.reason
     events = read_progress(run_dir)
     starts = [e for e in events if e["event"] == "start"]

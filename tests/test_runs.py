@@ -30,10 +30,17 @@ def test_create_run_dir_under_home_with_private_mode(tmp_path):
 
 def test_writer_appends_and_reader_skips_garbage_and_keeps_unknown_fields(tmp_path):
     writer = runs.ProgressWriter(tmp_path / "progress.jsonl")
-    writer.emit("start", total_steps=10, world_size=1, model="m", cep_variant="compact", cep_sha256="x",
-                resumed_from=None)
+    writer.emit(
+        "start",
+        total_steps=10,
+        world_size=1,
+        model="m",
+        cep_variant="compact",
+        cep_sha256="x",
+        resumed_from=None,
+    )
     with (tmp_path / "progress.jsonl").open("a") as f:
-        f.write("not json\n{\"event\": 3}\n[1,2]\n{\"truncated\": \n")
+        f.write('not json\n{"event": 3}\n[1,2]\n{"truncated": \n')
         f.write(json.dumps({"ts": 1, "event": "step", "step": 3, "future_field": {"a": 1}}) + "\n")
     writer.emit("step", step=4, total_steps=10, loss=float("nan"), grad_norm=float("inf"))
     events = runs.read_progress(tmp_path)

@@ -233,10 +233,18 @@ def test_non_string_input_does_not_raise():
 def test_tools_are_read_back_from_rendered_and_hermes_system_prompts():
     from cep_core.toolprompt import render_tools_prompt, tools_from_system_prompt
 
-    tool = {"type": "function", "function": {"name": "get_weather", "description": "d",
-                                             "parameters": {"type": "object", "properties": {}}}}
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "d",
+            "parameters": {"type": "object", "properties": {}},
+        },
+    }
     assert tools_from_system_prompt(render_tools_prompt([tool], "Base.")) == [tool]
-    hermes = ("You are provided with function signatures within <tools> </tools> XML tags.\n<tools>\n"
-              "[{'type': 'function', 'function': {'name': 'f', 'parameters': {}}}]\n</tools>")
+    hermes = (
+        "You are provided with function signatures within <tools> </tools> XML tags.\n<tools>\n"
+        "[{'type': 'function', 'function': {'name': 'f', 'parameters': {}}}]\n</tools>"
+    )
     assert tools_from_system_prompt(hermes)[0]["function"]["name"] == "f"
     assert tools_from_system_prompt("no tools here") == []

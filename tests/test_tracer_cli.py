@@ -27,16 +27,34 @@ def store_path(tmp_path, monkeypatch):
     path = tmp_path / "traces.db"
     tracer = WorkflowTracer(path, strict=True)
     for i in range(12):
-        tracer.capture_call("orchestrator", "main", "gpt-4", system_prompt="Route requests.",
-                            user_query=f"Weather in city {i}?",
-                            assistant_response=f'<tool_call name="get_weather">{{"city": "C{i}"}}</tool_call>',
-                            cost=0.01, execution_time=0.5 + i / 10,
-                            tools=[{"name": "get_weather", "parameters": {"type": "object",
-                                                                           "properties": {"city": {"type": "string"}}}}])
+        tracer.capture_call(
+            "orchestrator",
+            "main",
+            "gpt-4",
+            system_prompt="Route requests.",
+            user_query=f"Weather in city {i}?",
+            assistant_response=f'<tool_call name="get_weather">{{"city": "C{i}"}}</tool_call>',
+            cost=0.01,
+            execution_time=0.5 + i / 10,
+            tools=[
+                {
+                    "name": "get_weather",
+                    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+                }
+            ],
+        )
     for i in range(3):
-        tracer.capture_call("extractor", "invoice", "claude-3-5-sonnet", user_query=f"Invoice {i} total 12 EUR",
-                            assistant_response='{"total": 12}', success=i != 0, cost=0.002, execution_time=0.3,
-                            error="RateLimitError: 429 Too Many Requests" if i == 0 else None)
+        tracer.capture_call(
+            "extractor",
+            "invoice",
+            "claude-3-5-sonnet",
+            user_query=f"Invoice {i} total 12 EUR",
+            assistant_response='{"total": 12}',
+            success=i != 0,
+            cost=0.002,
+            execution_time=0.3,
+            error="RateLimitError: 429 Too Many Requests" if i == 0 else None,
+        )
     tracer.close()
     return path
 
@@ -73,8 +91,18 @@ def test_list_filters_and_pages(store_path, capsys, monkeypatch):
     _, out, _ = cep(capsys, "traces", "list", "--agent", "main", "--limit", "5", "--json")
     first = json.loads(out)
     assert len(first["rows"]) == 5 and {r["agent"] for r in first["rows"]} == {"orchestrator/main"}
-    _, out, _ = cep(capsys, "traces", "list", "--agent", "main", "--limit", "50", "--before",
-                    first["next_before_id"], "--json")
+    _, out, _ = cep(
+        capsys,
+        "traces",
+        "list",
+        "--agent",
+        "main",
+        "--limit",
+        "50",
+        "--before",
+        first["next_before_id"],
+        "--json",
+    )
     assert len(json.loads(out)["rows"]) == 7
     _, out, _ = cep(capsys, "traces", "list", "--model", "claude-3-5-sonnet", "--since", "1h", "--json")
     assert len(json.loads(out)["rows"]) == 3
@@ -113,30 +141,65 @@ def test_user_errors_name_the_problem(store_path, tmp_path, capsys):
 
 def test_export_writes_hermes_jsonl(store_path, tmp_path, capsys):
     out_dir = tmp_path / "export"
-    code, out, _ = cep(capsys, "traces", "--traces", str(store_path), "export", "--agent", "orchestrator/main",
-                       "--out", str(out_dir), "--holdout", "0", "--json")
+    code, out, _ = cep(
+        capsys,
+        "traces",
+        "--traces",
+        str(store_path),
+        "export",
+        "--agent",
+        "orchestrator/main",
+        "--out",
+        str(out_dir),
+        "--holdout",
+        "0",
+        "--json",
+    )
     result = json.loads(out)
     assert code == 0 and result["train"] == 12 and result["holdout"] == 0
     rows = [json.loads(line) for line in (out_dir / "train.jsonl").read_text().splitlines()]
     assert all(r["conversations"][-1]["value"].startswith('<tool_call name="get_weather">') for r in rows)
     code, out, _ = cep(capsys, "traces", "--traces", str(store_path), "stats", "--json")
     agents = {a["agent"]: a for a in json.loads(out)["agents"]}
-    assert agents["orchestrator/main"]["new_examples"] == 0 and agents["extractor/invoice"]["new_examples"] == 2
+    assert (
+        agents["orchestrator/main"]["new_examples"] == 0 and agents["extractor/invoice"]["new_examples"] == 2
+    )
 
 
 def test_export_without_watermark_leaves_counts(store_path, tmp_path, capsys):
-    code, out, _ = cep(capsys, "traces", "--traces", str(store_path), "export", "--out", str(tmp_path / "peek"),
-                       "--no-watermark")
+    code, out, _ = cep(
+        capsys,
+        "traces",
+        "--traces",
+        str(store_path),
+        "export",
+        "--out",
+        str(tmp_path / "peek"),
+        "--no-watermark",
+    )
     assert code == 0 and "training and" in out
     code, out, _ = cep(capsys, "traces", "--traces", str(store_path), "stats", "--json")
     assert {a["agent"]: a["new_examples"] for a in json.loads(out)["agents"]} == {
-        "extractor/invoice": 2, "orchestrator/main": 12}
+        "extractor/invoice": 2,
+        "orchestrator/main": 12,
+    }
 
 
 def test_retrain_exports_writes_a_config_and_records_the_trigger(store_path, tmp_path, capsys):
     out_dir = tmp_path / "retrain"
-    code, out, _ = cep(capsys, "traces", "--traces", str(store_path), "--threshold", "10", "retrain", "main",
-                       "--out", str(out_dir), "--no-launch")
+    code, out, _ = cep(
+        capsys,
+        "traces",
+        "--traces",
+        str(store_path),
+        "--threshold",
+        "10",
+        "retrain",
+        "main",
+        "--out",
+        str(out_dir),
+        "--no-launch",
+    )
     assert code == 0
     config_path = out_dir / "run.toml"
     assert f"cep train {config_path}" in out
@@ -172,39 +235,68 @@ def test_a_launcher_plugs_in_and_its_outcome_is_recorded(store_path, tmp_path):
         launched.append(config)
         return "job-42"
 
-    result = prepare_retrain(store, AgentKey("orchestrator", "main"), out_dir=tmp_path / "r1", threshold=10,
-                             launch=launch)
+    result = prepare_retrain(
+        store, AgentKey("orchestrator", "main"), out_dir=tmp_path / "r1", threshold=10, launch=launch
+    )
     assert launched == [result.config_path] and result.status == "launched" and result.launch_ref == "job-42"
 
     def failing(config: Path) -> str:
         raise RuntimeError("no GPU")
 
     with pytest.raises(RuntimeError, match="no GPU"):
-        prepare_retrain(store, AgentKey("orchestrator", "main"), out_dir=tmp_path / "r2", force=True,
-                        launch=failing)
+        prepare_retrain(
+            store, AgentKey("orchestrator", "main"), out_dir=tmp_path / "r2", force=True, launch=failing
+        )
     assert [t["status"] for t in triggers(store)] == ["launch_failed", "launched"]
 
 
 def test_a_user_template_with_a_bad_placeholder_is_reported(store_path, tmp_path, capsys):
     template = tmp_path / "mine.toml"
     template.write_text("[model]\nname = $model\n[data]\ntrain = $nope\n")
-    code, _, err = cep(capsys, "traces", "--traces", str(store_path), "retrain", "main", "--force", "--template",
-                       str(template), "--out", str(tmp_path / "r"))
+    code, _, err = cep(
+        capsys,
+        "traces",
+        "--traces",
+        str(store_path),
+        "retrain",
+        "main",
+        "--force",
+        "--template",
+        str(template),
+        "--out",
+        str(tmp_path / "r"),
+    )
     assert code == 2 and "mine.toml" in err and "nope" in err
 
 
 def test_the_installed_command_runs_as_a_subprocess(store_path):
     env = dict(os.environ, CEP_TRACES_DB=str(store_path), COLUMNS="120")
-    out = subprocess.run([sys.executable, "-m", "cep_core.cli", "traces", "search", "RateLimitError"],
-                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "cep_core.cli", "traces", "search", "RateLimitError"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert "Invoice 0 total 12 EUR" in out.stdout and "RateLimitError" in out.stdout
 
 
 def test_retrain_launches_the_training_job_through_the_jobs_layer(store_path, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("CEP_HOME", str(tmp_path / "home"))
-    code, out, _ = cep(capsys, "traces", "--traces", str(store_path), "--threshold", "10", "retrain", "main",
-                       "--out", str(tmp_path / "retrain"))
+    code, out, _ = cep(
+        capsys,
+        "traces",
+        "--traces",
+        str(store_path),
+        "--threshold",
+        "10",
+        "retrain",
+        "main",
+        "--out",
+        str(tmp_path / "retrain"),
+    )
     assert code == 0 and "launched job" in out
     from cep_core.jobs.manager import JobManager
 

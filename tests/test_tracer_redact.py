@@ -16,25 +16,61 @@ from cep_core.tracer.export import export_dataset
 from cep_core.tracer.redact import Redactor
 
 # Realistic shapes, assembled so that no scanner mistakes this file for a leak.
-OPENAI_PROJECT = "sk-" + "proj-" + "Zr4kQ8vN2mX6pL1tY9wB3cD7fH5jK0sA-" + "T3BlbkFJ" + "u8Gq2WcE6rT4yU1iO9pLmNbVcXzAsDfG_hJkL"
+OPENAI_PROJECT = (
+    "sk-"
+    + "proj-"
+    + "Zr4kQ8vN2mX6pL1tY9wB3cD7fH5jK0sA-"
+    + "T3BlbkFJ"
+    + "u8Gq2WcE6rT4yU1iO9pLmNbVcXzAsDfG_hJkL"
+)
 OPENAI_LEGACY = "sk-" + "aB3dE5fG7hJ9kL1mN3pQ5rS7" + "T3BlbkFJ" + "tU9vW1xY3zA5bC7dE9fG1h"
-ANTHROPIC = "sk-" + "ant-api03-" + "R2D2c3poBB8xKq7LmN4vZ9tY6wU1iO3pAsDfGhJkLzXcVbNm" + "QwErTyUiOpAsDfGhJkLzXcVbNmQwErTyUiOpAsDfGhJkLz-AbCdEfAA"
+ANTHROPIC = (
+    "sk-"
+    + "ant-api03-"
+    + "R2D2c3poBB8xKq7LmN4vZ9tY6wU1iO3pAsDfGhJkLzXcVbNm"
+    + "QwErTyUiOpAsDfGhJkLzXcVbNmQwErTyUiOpAsDfGhJkLz-AbCdEfAA"
+)
 HUGGINGFACE = "hf_" + "xKqPZmTlRvWcYbNdJhGfEaUoIsQpLkMnBv"
 AWS_KEY_ID = "AKIA" + "IOSFODNN7EXAMPLE"
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCYEXAMPLEKEY"
 GITHUB_CLASSIC = "ghp_" + "16C7e42F292c6912E7710c838347Ae178B4a"
 GITHUB_OAUTH = "gho_" + "16C7e42F292c6912E7710c838347Ae178B4a"
 GITHUB_SERVER = "ghs_" + "16C7e42F292c6912E7710c838347Ae178B4a"
-GITHUB_FINE = "github_pat_" + "11ABCDEFG0aBcDeFgHiJkL_" + "mNoPqRsTuVwXyZ0123456789aBcDeFgHiJkLmNoPqRsTuVwXyZ01234"
-JWT = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9." + "eyJzdWIiOiIxMjM0NTY3ODkwIn0." + "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+GITHUB_FINE = (
+    "github_pat_" + "11ABCDEFG0aBcDeFgHiJkL_" + "mNoPqRsTuVwXyZ0123456789aBcDeFgHiJkLmNoPqRsTuVwXyZ01234"
+)
+JWT = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+    + "eyJzdWIiOiIxMjM0NTY3ODkwIn0."
+    + "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+)
 BASIC = "dXNlcjpwYXNzd29yZDEyMw=="  # user:password123
-PRIVATE_KEY = ("-----BEGIN " + "RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7MhgHcTz6sE2I2yPB\n"
-               "aFDrBz9vFqU4yQ1Xn8nGmJvQm2vRjfk2lZq3Yw==\n-----END RSA PRIVATE KEY-----")
-OPENSSH_KEY = ("-----BEGIN " + "OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
-               "QyNTUxOQAAACDlY0ZV2ZhYXBiY2RlZmdoaWprbG1ub3BxcnN0dXZ3eHl6AAAAA\n-----END OPENSSH PRIVATE KEY-----")
+PRIVATE_KEY = (
+    "-----BEGIN " + "RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA0Z3VS5JJcds3xfn/ygWyF8PbnGy0AHB7MhgHcTz6sE2I2yPB\n"
+    "aFDrBz9vFqU4yQ1Xn8nGmJvQm2vRjfk2lZq3Yw==\n-----END RSA PRIVATE KEY-----"
+)
+OPENSSH_KEY = (
+    "-----BEGIN "
+    + "OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+    "QyNTUxOQAAACDlY0ZV2ZhYXBiY2RlZmdoaWprbG1ub3BxcnN0dXZ3eHl6AAAAA\n-----END OPENSSH PRIVATE KEY-----"
+)
 
-SECRETS = [OPENAI_PROJECT, OPENAI_LEGACY, ANTHROPIC, HUGGINGFACE, AWS_KEY_ID, AWS_SECRET, GITHUB_CLASSIC,
-           GITHUB_OAUTH, GITHUB_SERVER, GITHUB_FINE, JWT, BASIC, PRIVATE_KEY, OPENSSH_KEY]
+SECRETS = [
+    OPENAI_PROJECT,
+    OPENAI_LEGACY,
+    ANTHROPIC,
+    HUGGINGFACE,
+    AWS_KEY_ID,
+    AWS_SECRET,
+    GITHUB_CLASSIC,
+    GITHUB_OAUTH,
+    GITHUB_SERVER,
+    GITHUB_FINE,
+    JWT,
+    BASIC,
+    PRIVATE_KEY,
+    OPENSSH_KEY,
+]
 
 CASES = [
     ("openai_key", f"export OPENAI_API_KEY={OPENAI_PROJECT}", OPENAI_PROJECT),
@@ -67,13 +103,17 @@ def test_each_kind_of_secret_is_replaced_and_counted(kind, text, secret):
 
 
 def test_a_truncated_private_key_is_redacted_to_the_end():
-    red, n = Redactor().text("key: -----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIIrYSSNQFaA2Hwf1duRSxKtLYX5CB04fSeQ6tF1aY/PuoAoGCCqGSM49")
+    red, n = Redactor().text(
+        "key: -----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIIrYSSNQFaA2Hwf1duRSxKtLYX5CB04fSeQ6tF1aY/PuoAoGCCqGSM49"
+    )
     assert red == "key: [REDACTED:private_key]" and n == 1
 
 
 def test_ordinary_text_is_left_alone():
-    text = ("Basic information: the task-manager skill (sk-learn style) uses a bearer of good news. "
-            "AKIA is a prefix; hf_ is a prefix; Authorization is required. -----BEGIN PUBLIC KEY-----")
+    text = (
+        "Basic information: the task-manager skill (sk-learn style) uses a bearer of good news. "
+        "AKIA is a prefix; hf_ is a prefix; Authorization is required. -----BEGIN PUBLIC KEY-----"
+    )
     assert Redactor().text(text) == (text, 0)
 
 
@@ -87,20 +127,47 @@ def test_stored_traces_hold_no_secret_in_any_field(tmp_path):
     tracer = WorkflowTracer(tmp_path / "t.db", strict=True, redact_patterns=[("ticket", r"TICKET-\d{4}")])
     messages = [
         {"role": "system", "content": f"Use key {OPENAI_PROJECT} for the upstream API."},
-        {"role": "user", "content": f"Deploy with {AWS_KEY_ID} / aws_secret_access_key={AWS_SECRET} (TICKET-4821)"},
-        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {
-            "name": "deploy", "arguments": json.dumps({"token": GITHUB_FINE, "ssh_key": PRIVATE_KEY,
-                                                       "headers": {"Authorization": f"Bearer {JWT}"}})}}]},
+        {
+            "role": "user",
+            "content": f"Deploy with {AWS_KEY_ID} / aws_secret_access_key={AWS_SECRET} (TICKET-4821)",
+        },
+        {
+            "role": "assistant",
+            "tool_calls": [
+                {
+                    "id": "c1",
+                    "type": "function",
+                    "function": {
+                        "name": "deploy",
+                        "arguments": json.dumps(
+                            {
+                                "token": GITHUB_FINE,
+                                "ssh_key": PRIVATE_KEY,
+                                "headers": {"Authorization": f"Bearer {JWT}"},
+                            }
+                        ),
+                    },
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": "c1", "content": json.dumps({"echo": HUGGINGFACE})},
         {"role": "assistant", "content": f"Deployed. Anthropic fallback {ANTHROPIC} was not needed."},
     ]
     tid = tracer.capture_messages(
-        messages, agent_type="ops", agent_name="deployer", model_used="gpt-4o",
+        messages,
+        agent_type="ops",
+        agent_name="deployer",
+        model_used="gpt-4o",
         tools=[{"name": "deploy", "description": f"default token {GITHUB_CLASSIC}", "parameters": {}}],
-        metadata={"env": {"HF_TOKEN": HUGGINGFACE, "basic": f"Authorization: Basic {BASIC}"},
-                  "keys": [GITHUB_OAUTH, GITHUB_SERVER, OPENAI_LEGACY, OPENSSH_KEY]},
-        error=None)
-    raw = "\n".join(str(v) for v in tracer.store.conn.execute("SELECT * FROM traces WHERE id = ?", (tid,)).fetchone())
+        metadata={
+            "env": {"HF_TOKEN": HUGGINGFACE, "basic": f"Authorization: Basic {BASIC}"},
+            "keys": [GITHUB_OAUTH, GITHUB_SERVER, OPENAI_LEGACY, OPENSSH_KEY],
+        },
+        error=None,
+    )
+    raw = "\n".join(
+        str(v) for v in tracer.store.conn.execute("SELECT * FROM traces WHERE id = ?", (tid,)).fetchone()
+    )
     fts = " ".join(str(r) for r in tracer.store.conn.execute("SELECT * FROM traces_fts").fetchall())
     for secret in SECRETS:
         assert secret not in raw and secret not in fts
@@ -120,8 +187,9 @@ def test_stored_traces_hold_no_secret_in_any_field(tmp_path):
 def test_export_applies_patterns_added_after_capture(tmp_path):
     tracer = WorkflowTracer(tmp_path / "t.db", strict=True)
     tracer.capture_call("a", "b", "m", user_query="order ORD-99-123", assistant_response="ok")
-    result = export_dataset(tracer.store, tmp_path / "out", holdout_fraction=0.0,
-                            redactor=Redactor([("order", r"ORD-\d+-\d+")]))
+    result = export_dataset(
+        tracer.store, tmp_path / "out", holdout_fraction=0.0, redactor=Redactor([("order", r"ORD-\d+-\d+")])
+    )
     assert "ORD-99-123" not in result.train_path.read_text() and result.redactions == 1
 
 
@@ -137,8 +205,12 @@ def test_secrets_never_reach_a_log_line_or_error_message(tmp_path, caplog):
     blocked.write_text("x")
     lenient = WorkflowTracer(tmp_path / "t.db")
     with caplog.at_level(logging.DEBUG, logger="cep_core.tracer"):
-        assert lenient.capture_messages([LeakyMessage()], agent_type="a", agent_name=f"n {HUGGINGFACE}",
-                                        model_used="m") is None
+        assert (
+            lenient.capture_messages(
+                [LeakyMessage()], agent_type="a", agent_name=f"n {HUGGINGFACE}", model_used="m"
+            )
+            is None
+        )
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "invalid message" in logged and "[REDACTED:" in logged
     for secret in (OPENAI_PROJECT, JWT, HUGGINGFACE):
@@ -161,10 +233,32 @@ def test_an_exception_with_a_secret_is_stored_redacted_and_reraised_unchanged(tm
     assert row.error == "PermissionError: 401 for key [REDACTED:anthropic_key]" and row.redactions == 1
 
 
-_pieces = st.sampled_from(["sk-", "ant-", "proj-", "hf_", "ghp_", "github_pat_", "AKIA", "Bearer ", "Basic ",
-                           "Authorization: ", "aws_secret_access_key=", "-----BEGIN RSA PRIVATE KEY-----",
-                           "-----END RSA PRIVATE KEY-----", "\n", " ", "=", "/", "'", '"'])
-_fill = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-", min_size=0, max_size=50)
+_pieces = st.sampled_from(
+    [
+        "sk-",
+        "ant-",
+        "proj-",
+        "hf_",
+        "ghp_",
+        "github_pat_",
+        "AKIA",
+        "Bearer ",
+        "Basic ",
+        "Authorization: ",
+        "aws_secret_access_key=",
+        "-----BEGIN RSA PRIVATE KEY-----",
+        "-----END RSA PRIVATE KEY-----",
+        "\n",
+        " ",
+        "=",
+        "/",
+        "'",
+        '"',
+    ]
+)
+_fill = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-", min_size=0, max_size=50
+)
 
 
 @settings(max_examples=300, deadline=None)

@@ -39,18 +39,30 @@ def test_eight_processes_capturing_at_once_lose_nothing(tmp_path):
     import time
 
     start_at = time.time() + 1.5
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(db), str(w), "1000", str(start_at)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for w in range(8)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(db), str(w), "1000", str(start_at)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for w in range(8)
+    ]
     results = [p.communicate(timeout=240) for p in procs]
     for proc, (out, err) in zip(procs, results, strict=True):
         assert proc.returncode == 0, err
         assert "locked" not in err and out.strip() == "0"
     store = TraceStore(db)
     assert store.count() == 8000
-    per_worker = dict(store.conn.execute("SELECT agent_name, count(*) FROM traces GROUP BY agent_name").fetchall())
+    per_worker = dict(
+        store.conn.execute("SELECT agent_name, count(*) FROM traces GROUP BY agent_name").fetchall()
+    )
     assert per_worker == {f"w{w}": 1000 for w in range(8)}
     assert store.conn.execute("SELECT count(DISTINCT id) FROM traces").fetchone()[0] == 8000
-    assert store.conn.execute("SELECT count(*) FROM traces_fts WHERE traces_fts MATCH 'answer'").fetchone()[0] == 8000
+    assert (
+        store.conn.execute("SELECT count(*) FROM traces_fts WHERE traces_fts MATCH 'answer'").fetchone()[0]
+        == 8000
+    )
     assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert stat.S_IMODE(os.stat(db).st_mode) == 0o600
 
@@ -61,7 +73,9 @@ def _unprivileged_prefix() -> list[str]:
         return []
     setpriv = shutil.which("setpriv")
     if setpriv is None:
-        pytest.skip("running as root without setpriv (util-linux): cannot make a file read-only for the child")
+        pytest.skip(
+            "running as root without setpriv (util-linux): cannot make a file read-only for the child"
+        )
     return [setpriv, "--bounding-set", "-dac_override,-dac_read_search,-fowner", "--"]
 
 
@@ -78,10 +92,18 @@ CAPTURE = textwrap.dedent("""
 """)
 
 
-def _run_capture(db: Path, mode: str, size: int = 1, preexec=None, read_only: bool = True) -> subprocess.CompletedProcess:
+def _run_capture(
+    db: Path, mode: str, size: int = 1, preexec=None, read_only: bool = True
+) -> subprocess.CompletedProcess:
     prefix = _unprivileged_prefix() if read_only else []
-    return subprocess.run([*prefix, sys.executable, "-c", CAPTURE, str(db), mode, str(size)], capture_output=True,
-                          text=True, timeout=60, preexec_fn=preexec, cwd=Path(__file__).resolve().parents[1])
+    return subprocess.run(
+        [*prefix, sys.executable, "-c", CAPTURE, str(db), mode, str(size)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=preexec,
+        cwd=Path(__file__).resolve().parents[1],
+    )
 
 
 @pytest.fixture
@@ -156,9 +178,19 @@ def test_failures_are_logged_once_then_counted(tmp_path, caplog):
 
 def test_keyset_pages_walk_every_row_once_newest_first(tmp_path):
     tracer = WorkflowTracer(tmp_path / "t.db", strict=True)
-    tracer.capture_many([{"agent_type": "a", "agent_name": f"n{i % 3}", "model_used": f"m{i % 2}",
-                          "user_query": f"q{i}", "assistant_response": "r", "success": i % 5 != 0}
-                         for i in range(237)])
+    tracer.capture_many(
+        [
+            {
+                "agent_type": "a",
+                "agent_name": f"n{i % 3}",
+                "model_used": f"m{i % 2}",
+                "user_query": f"q{i}",
+                "assistant_response": "r",
+                "success": i % 5 != 0,
+            }
+            for i in range(237)
+        ]
+    )
     seen, before = [], None
     while True:
         page = q.page(tracer.store, before_id=before, limit=50)
@@ -169,14 +201,18 @@ def test_keyset_pages_walk_every_row_once_newest_first(tmp_path):
     assert len(seen) == 237 and seen == sorted(seen, reverse=True) and len(set(seen)) == 237
     failed = q.page(tracer.store, limit=1000, where=q.TraceFilter(success=False)).rows
     assert len(failed) == 48 and not any(r.success for r in failed)
-    n1m0 = q.page(tracer.store, limit=1000, where=q.TraceFilter(agent_type="a", agent_name="n1", model="m0")).rows
+    n1m0 = q.page(
+        tracer.store, limit=1000, where=q.TraceFilter(agent_type="a", agent_name="n1", model="m0")
+    ).rows
     assert {r.query_preview for r in n1m0} == {f"q{i}" for i in range(237) if i % 3 == 1 and i % 2 == 0}
 
 
 def test_since_bounds_by_capture_time(tmp_path):
     tracer = WorkflowTracer(tmp_path / "t.db", strict=True)
     old = tracer.capture_call("a", "b", "m", user_query="old")
-    tracer.store.conn.execute("UPDATE traces SET id = ? WHERE id = ?", ("00" + old[2:], old))  # far in the past
+    tracer.store.conn.execute(
+        "UPDATE traces SET id = ? WHERE id = ?", ("00" + old[2:], old)
+    )  # far in the past
     tracer.capture_call("a", "b", "m", user_query="new")
     import time
 
@@ -191,14 +227,21 @@ def test_search_finds_words_in_queries_responses_and_errors(tmp_path):
     tracer.capture_call("a", "c", "m", user_query="Hi", success=False, error="RateLimitError: quota exceeded")
     tracer.capture_call("a", "b", "m", user_query='Quotes "and" (parens) OR * NEAR', assistant_response="x")
     assert len(q.search(tracer.store, "auckland").rows) == 2
-    assert [r.query_preview for r in q.search(tracer.store, "flight Auckland").rows] == ["Book a flight to Auckland"]
+    assert [r.query_preview for r in q.search(tracer.store, "flight Auckland").rows] == [
+        "Book a flight to Auckland"
+    ]
     assert [r.error for r in q.search(tracer.store, "quota").rows] == ["RateLimitError: quota exceeded"]
-    assert len(q.search(tracer.store, '"and" (parens) OR * NEAR').rows) == 1  # user text never breaks FTS syntax
+    assert (
+        len(q.search(tracer.store, '"and" (parens) OR * NEAR').rows) == 1
+    )  # user text never breaks FTS syntax
     assert q.search(tracer.store, "auckland", where=q.TraceFilter(agent_name="c")).rows == []
     assert len(q.search(tracer.store, "auck*", raw=True).rows) == 2
     first = q.search(tracer.store, "auckland", limit=1)
     second = q.search(tracer.store, "auckland", limit=1, before_id=first.next_before_id)
-    assert first.rows[0].query_preview == "Weather?" and second.rows[0].query_preview == "Book a flight to Auckland"
+    assert (
+        first.rows[0].query_preview == "Weather?"
+        and second.rows[0].query_preview == "Book a flight to Auckland"
+    )
 
 
 def test_fts_follows_updates_and_deletes(tmp_path):
@@ -219,8 +262,12 @@ def test_migrations_are_recorded_once_and_wal_is_on(tmp_path):
     assert names == TRACE_MIGRATIONS.names
     assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 5000
-    plan = " ".join(str(r[3]) for r in store.conn.execute(
-        "EXPLAIN QUERY PLAN SELECT id FROM traces WHERE agent_type='a' AND agent_name='b' ORDER BY id DESC LIMIT 5"))
+    plan = " ".join(
+        str(r[3])
+        for r in store.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM traces WHERE agent_type='a' AND agent_name='b' ORDER BY id DESC LIMIT 5"
+        )
+    )
     assert "idx_traces_agent" in plan and "TEMP B-TREE" not in plan
 
 
@@ -300,14 +347,31 @@ def test_a_forked_child_captures_through_its_own_connection(tmp_path):
     assert rows == ["before fork", "in child", "after fork"]
 
 
-@pytest.mark.parametrize("where", [
-    q.TraceFilter(agent_name="n1"), q.TraceFilter(success=False), q.TraceFilter(model="m1", agent_name="n2"),
-    q.TraceFilter(agent_name="none"), q.TraceFilter()])
+@pytest.mark.parametrize(
+    "where",
+    [
+        q.TraceFilter(agent_name="n1"),
+        q.TraceFilter(success=False),
+        q.TraceFilter(model="m1", agent_name="n2"),
+        q.TraceFilter(agent_name="none"),
+        q.TraceFilter(),
+    ],
+)
 def test_search_gives_the_same_pages_whichever_side_it_starts_from(tmp_path, monkeypatch, where):
     tracer = WorkflowTracer(tmp_path / "t.db", strict=True)
-    tracer.capture_many([{"agent_type": "a", "agent_name": f"n{i % 3}", "model_used": f"m{i % 2}",
-                          "user_query": f"common words {'rare' if i % 7 == 0 else ''} {i}",
-                          "assistant_response": "r", "success": i % 5 != 0} for i in range(300)])
+    tracer.capture_many(
+        [
+            {
+                "agent_type": "a",
+                "agent_name": f"n{i % 3}",
+                "model_used": f"m{i % 2}",
+                "user_query": f"common words {'rare' if i % 7 == 0 else ''} {i}",
+                "assistant_response": "r",
+                "success": i % 5 != 0,
+            }
+            for i in range(300)
+        ]
+    )
 
     def walk(text: str) -> list[str]:
         seen, before = [], None
@@ -318,9 +382,9 @@ def test_search_gives_the_same_pages_whichever_side_it_starts_from(tmp_path, mon
                 return seen
             before = page.next_before_id
 
-    monkeypatch.setattr(q, "FILTER_FIRST_MAX", 0)       # always start from the word's matches
+    monkeypatch.setattr(q, "FILTER_FIRST_MAX", 0)  # always start from the word's matches
     word_first = {text: walk(text) for text in ("common", "rare", "absent")}
-    monkeypatch.setattr(q, "FILTER_FIRST_MAX", 10**9)   # always start from the filter
+    monkeypatch.setattr(q, "FILTER_FIRST_MAX", 10**9)  # always start from the filter
     filter_first = {text: walk(text) for text in ("common", "rare", "absent")}
     assert word_first == filter_first
     assert word_first["common"] == sorted(word_first["common"], reverse=True)

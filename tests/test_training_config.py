@@ -14,16 +14,19 @@ def _write(tmp_path, text, name="c.toml"):
     return path
 
 
-@pytest.mark.parametrize(("text", "field", "message"), [
-    ("modle = 'x'", "modle", "unknown setting"),
-    ("[train]\nlearning_rate = 'fast'", "train.learning_rate", "expected a number"),
-    ("[train]\nbatch_size = 0", "train.batch_size", "must be positive"),
-    ("[train]\npacking = 'sometimes'", "train.packing", "is not one of"),
-    ("[data]\nholdout_fraction = 1.5", "data.holdout_fraction", "[0, 1)"),
-    ("[lora]\nr = true", "lora.r", "expected an integer"),
-    ("[train]\nmax_steps = 0\nepochs = 0", "train.epochs", "max_steps"),
-    ("data = 3", "data", "expected a table"),
-])
+@pytest.mark.parametrize(
+    ("text", "field", "message"),
+    [
+        ("modle = 'x'", "modle", "unknown setting"),
+        ("[train]\nlearning_rate = 'fast'", "train.learning_rate", "expected a number"),
+        ("[train]\nbatch_size = 0", "train.batch_size", "must be positive"),
+        ("[train]\npacking = 'sometimes'", "train.packing", "is not one of"),
+        ("[data]\nholdout_fraction = 1.5", "data.holdout_fraction", "[0, 1)"),
+        ("[lora]\nr = true", "lora.r", "expected an integer"),
+        ("[train]\nmax_steps = 0\nepochs = 0", "train.epochs", "max_steps"),
+        ("data = 3", "data", "expected a table"),
+    ],
+)
 def test_bad_settings_name_the_file_and_field(tmp_path, text, field, message):
     path = _write(tmp_path, text)
     with pytest.raises(InputError) as info:
@@ -41,8 +44,11 @@ def test_invalid_toml_and_missing_file_are_input_errors(tmp_path):
 
 def test_relative_data_paths_resolve_against_the_config_and_run_toml_round_trips(tmp_path):
     (tmp_path / "rows.jsonl").write_text("{}\n")
-    path = _write(tmp_path, 'name = "x"\n[data]\nsources = ["rows.jsonl", "org/hub-dataset"]\n'
-                            '[train]\nbf16 = true\n[lora]\ntarget_modules = ["q_proj", "v_proj"]\n')
+    path = _write(
+        tmp_path,
+        'name = "x"\n[data]\nsources = ["rows.jsonl", "org/hub-dataset"]\n'
+        '[train]\nbf16 = true\n[lora]\ntarget_modules = ["q_proj", "v_proj"]\n',
+    )
     config = load_config(path)
     assert config.data.sources == [str((tmp_path / "rows.jsonl").resolve()), "org/hub-dataset"]
     assert config.train.bf16 == "true"

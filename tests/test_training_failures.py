@@ -15,27 +15,46 @@ def _hub_error(cls_name: str, status: int):
 
     request = httpx2.Request("GET", "https://huggingface.co/api/models/meta-llama/Llama-3.1-8B-Instruct")
     response = httpx2.Response(status, request=request)
-    return getattr(errors, cls_name)("Access to model meta-llama/Llama-3.1-8B-Instruct is restricted.",
-                                      response=response)
+    return getattr(errors, cls_name)(
+        "Access to model meta-llama/Llama-3.1-8B-Instruct is restricted.", response=response
+    )
 
 
-@pytest.mark.parametrize(("exc", "kind"), [
-    # torch's own OOM type, and the message it carries (pytorch/pytorch issues).
-    (RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.15 GiB total capacity; "
-                  "75.10 GiB already allocated)"), "oom"),
-    # After Xid 79 the CUDA runtime reports an unknown error (NVIDIA forums, "GPU has fallen off the bus").
-    (RuntimeError("CUDA error: unknown error\nCUDA kernel errors might be asynchronously reported at some "
-                  "other API call"), "gpu_lost"),
-    (RuntimeError("CUDA error: an illegal memory access was encountered"), "gpu_lost"),
-    (RuntimeError("Failed to initialize NVML: Driver/library version mismatch"), "nvml"),
-    (OSError("meta-llama/Llama-3.1-8B-Instruct is not a local folder and is not a valid model identifier "
-             "listed on 'https://huggingface.co/models'"), "model_access"),
-    (ConfigError("bad", field="train.packing"), "config"),
-    (DataError("no rows"), "data"),
-    (ModelAccessError("missing"), "model_access"),
-    (InputError("malformed JSON", path="rows.jsonl", line=3), "data"),
-    (ValueError("something else"), "unknown"),
-])
+@pytest.mark.parametrize(
+    ("exc", "kind"),
+    [
+        # torch's own OOM type, and the message it carries (pytorch/pytorch issues).
+        (
+            RuntimeError(
+                "CUDA out of memory. Tried to allocate 2.00 GiB (GPU 0; 79.15 GiB total capacity; "
+                "75.10 GiB already allocated)"
+            ),
+            "oom",
+        ),
+        # After Xid 79 the CUDA runtime reports an unknown error (NVIDIA forums, "GPU has fallen off the bus").
+        (
+            RuntimeError(
+                "CUDA error: unknown error\nCUDA kernel errors might be asynchronously reported at some "
+                "other API call"
+            ),
+            "gpu_lost",
+        ),
+        (RuntimeError("CUDA error: an illegal memory access was encountered"), "gpu_lost"),
+        (RuntimeError("Failed to initialize NVML: Driver/library version mismatch"), "nvml"),
+        (
+            OSError(
+                "meta-llama/Llama-3.1-8B-Instruct is not a local folder and is not a valid model identifier "
+                "listed on 'https://huggingface.co/models'"
+            ),
+            "model_access",
+        ),
+        (ConfigError("bad", field="train.packing"), "config"),
+        (DataError("no rows"), "data"),
+        (ModelAccessError("missing"), "model_access"),
+        (InputError("malformed JSON", path="rows.jsonl", line=3), "data"),
+        (ValueError("something else"), "unknown"),
+    ],
+)
 def test_classify(exc, kind):
     assert classify(exc) == kind
     assert kind in ERROR_KINDS

@@ -58,8 +58,13 @@ def _wait_for(paths: runs.RunPaths, predicate, proc: subprocess.Popen, timeout: 
 def demo_run(tmp_path_factory) -> runs.RunPaths:
     """`cep train demo.toml`: the shipped demo, through the real CLI, in the foreground."""
     home = tmp_path_factory.mktemp("home")
-    result = subprocess.run([sys.executable, "-m", "cep_core.cli", "--home", str(home), "train", str(DEMO)],
-                            env=ENV, capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [sys.executable, "-m", "cep_core.cli", "--home", str(home), "train", str(DEMO)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     run_dirs = runs.list_runs(home)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert len(run_dirs) == 1
@@ -102,11 +107,12 @@ def _compliance(model, tokenizer, prompts: list[list[dict]]) -> float:
 
     good = 0
     for messages in prompts:
-        inputs = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                               return_dict=True)
+        inputs = tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
         with torch.no_grad():
             out = model.generate(**inputs, max_new_tokens=64, do_sample=False)
-        text = tokenizer.decode(out[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        text = tokenizer.decode(out[0][inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         parsed = parse_tool_calls(text, expected="target")
         good += bool(parsed.calls) and not parsed.errors
     return good / len(prompts)
@@ -124,8 +130,9 @@ def test_adapter_loads_and_learned_the_call_format_on_held_out_prompts(demo_run)
     tokenizer = AutoTokenizer.from_pretrained(demo_run.adapter)
     untrained = AutoModelForCausalLM.from_pretrained(demo_run.tiny_base).eval()
     before = _compliance(untrained, tokenizer, prompts)
-    trained = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(demo_run.tiny_base),
-                                        demo_run.adapter).eval()
+    trained = PeftModel.from_pretrained(
+        AutoModelForCausalLM.from_pretrained(demo_run.tiny_base), demo_run.adapter
+    ).eval()
     after = _compliance(trained, tokenizer, prompts)
     # The untrained model never writes a compliant call. The demo's adapter (LoRA plus trained embeddings and
     # output layer) writes 35% of 20 on the reference machine: the tiny random-initialised base learns the tags
@@ -198,8 +205,23 @@ def test_bad_run_toml_is_a_config_error(tmp_path):
 def test_cli_check_reports_and_sets_the_exit_code(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('model = "/nonexistent/model"\n[data]\nsources = ["builtin:sample"]\n')
-    result = subprocess.run([sys.executable, "-m", "cep_core.cli", "--home", str(tmp_path), "train", "--check",
-                             "--json", str(bad)], env=ENV, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cep_core.cli",
+            "--home",
+            str(tmp_path),
+            "train",
+            "--check",
+            "--json",
+            str(bad),
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     report = json.loads(result.stdout)
     assert report["status"] == "fail"
@@ -208,8 +230,10 @@ def test_cli_check_reports_and_sets_the_exit_code(tmp_path):
 
 
 def test_cli_import_does_not_load_torch():
-    code = ("import sys, cep_core.cli; cep_core.cli.build_parser(); import cep_core.commands.train, cep_core.runs, "
-            "cep_core.training.config, cep_core.training.preflight, cep_core.training.checkpoints; "
-            "print([m for m in ('torch', 'transformers', 'peft', 'datasets') if m in sys.modules])")
+    code = (
+        "import sys, cep_core.cli; cep_core.cli.build_parser(); import cep_core.commands.train, cep_core.runs, "
+        "cep_core.training.config, cep_core.training.preflight, cep_core.training.checkpoints; "
+        "print([m for m in ('torch', 'transformers', 'peft', 'datasets') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True)
     assert out.stdout.strip() == "[]"

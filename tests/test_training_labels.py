@@ -17,9 +17,18 @@ LLAMA3_TEMPLATE = (
     "{%- endfor %}"
     "{%- if add_generation_prompt %}{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{%- endif %}"
 )
-LLAMA3_SPECIALS = {"bos": "<|begin_of_text|>", "eos": "<|eot_id|>", "pad": "<|finetune_right_pad_id|>",
-                   "extra": ["<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
-                             "<|finetune_right_pad_id|>"]}
+LLAMA3_SPECIALS = {
+    "bos": "<|begin_of_text|>",
+    "eos": "<|eot_id|>",
+    "pad": "<|finetune_right_pad_id|>",
+    "extra": [
+        "<|begin_of_text|>",
+        "<|start_header_id|>",
+        "<|end_header_id|>",
+        "<|eot_id|>",
+        "<|finetune_right_pad_id|>",
+    ],
+}
 # A template that shows only the last assistant turn in full (as reasoning templates drop earlier thoughts).
 REWRITING_TEMPLATE = (
     "{%- for message in messages -%}"
@@ -51,7 +60,9 @@ def chatml():
 
 @pytest.fixture(scope="module")
 def llama3():
-    return build_bpe_tokenizer(_corpus(), chat_template=LLAMA3_TEMPLATE, specials=LLAMA3_SPECIALS, vocab_size=400)
+    return build_bpe_tokenizer(
+        _corpus(), chat_template=LLAMA3_TEMPLATE, specials=LLAMA3_SPECIALS, vocab_size=400
+    )
 
 
 def test_chatml_labels_exactly_the_assistant_turns_with_end_of_turn(chatml):
@@ -59,7 +70,9 @@ def test_chatml_labels_exactly_the_assistant_turns_with_end_of_turn(chatml):
     assert labelled_segments(chatml, tok) == [CALL + "<|im_end|>", ANSWER + "<|im_end|>"]
     assert len(tok.input_ids) == len(tok.labels)
     # Header, system, user and tool text, and the newline after <|im_end|>, are all masked.
-    masked = chatml.decode([t for t, lab in zip(tok.input_ids, tok.labels, strict=True) if lab == IGNORE_INDEX])
+    masked = chatml.decode(
+        [t for t, lab in zip(tok.input_ids, tok.labels, strict=True) if lab == IGNORE_INDEX]
+    )
     assert masked == tok.text.replace(CALL + "<|im_end|>", "").replace(ANSWER + "<|im_end|>", "")
     assert masked.startswith("<|im_start|>system\n") and masked.endswith("<|im_start|>assistant\n\n")
 
@@ -70,7 +83,9 @@ def test_llama3_labels_exactly_the_assistant_turns_with_eot(llama3):
     assert "<|start_header_id|>ipython<|end_header_id|>" in tok.text
     assert labelled_segments(llama3, tok) == [CALL + "<|eot_id|>", ANSWER + "<|eot_id|>"]
     first_label = next(i for i, lab in enumerate(tok.labels) if lab != IGNORE_INDEX)
-    assert llama3.decode(tok.input_ids[:first_label]).endswith("<|start_header_id|>assistant<|end_header_id|>\n\n")
+    assert llama3.decode(tok.input_ids[:first_label]).endswith(
+        "<|start_header_id|>assistant<|end_header_id|>\n\n"
+    )
 
 
 def test_template_that_rewrites_earlier_turns_labels_only_the_placeable_turn():

@@ -11,10 +11,15 @@ from cep_core.training.labels import IGNORE_INDEX, tokenize_conversation
 from cep_core.training.tiny import build_bpe_tokenizer, build_tiny_model
 
 CONVERSATIONS = [
-    [{"role": "user", "content": "Weather in Oslo?"},
-     {"role": "assistant", "content": '<tool_call name="w">{"city": "Oslo"}</tool_call>'}],
-    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Convert 12 EUR to JPY please."},
-     {"role": "assistant", "content": '<tool_call name="fx">{"amount": 12, "to": "JPY"}</tool_call>'}],
+    [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": '<tool_call name="w">{"city": "Oslo"}</tool_call>'},
+    ],
+    [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Convert 12 EUR to JPY please."},
+        {"role": "assistant", "content": '<tool_call name="fx">{"amount": 12, "to": "JPY"}</tool_call>'},
+    ],
 ]
 
 
@@ -39,12 +44,18 @@ def test_packed_batch_restarts_positions_and_matches_padded_logits(tiny):
     assert packed["labels"][0, lengths[0]].item() == IGNORE_INDEX
     with torch.no_grad():
         # use_cache=False as in training (the job sets it): transformers only reads packed position ids then.
-        packed_logits = model(input_ids=packed["input_ids"], position_ids=packed["position_ids"],
-                              use_cache=False).logits[0]
-        padded_logits = model(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"],
-                              use_cache=False).logits
-    torch.testing.assert_close(packed_logits[: lengths[0]], padded_logits[0, : lengths[0]], atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(packed_logits[lengths[0]:], padded_logits[1, : lengths[1]], atol=1e-5, rtol=1e-4)
+        packed_logits = model(
+            input_ids=packed["input_ids"], position_ids=packed["position_ids"], use_cache=False
+        ).logits[0]
+        padded_logits = model(
+            input_ids=padded["input_ids"], attention_mask=padded["attention_mask"], use_cache=False
+        ).logits
+    torch.testing.assert_close(
+        packed_logits[: lengths[0]], padded_logits[0, : lengths[0]], atol=1e-5, rtol=1e-4
+    )
+    torch.testing.assert_close(
+        packed_logits[lengths[0] :], padded_logits[1, : lengths[1]], atol=1e-5, rtol=1e-4
+    )
 
 
 def test_packing_policy_follows_the_attention_implementation(tiny):

@@ -57,12 +57,19 @@ def test_gated_model_gives_the_fixes(monkeypatch):
 
     def gated(model: str) -> None:
         request = httpx2.Request("GET", f"https://huggingface.co/api/models/{model}/auth-check")
-        raise GatedRepoError(f"Access to model {model} is restricted.", response=httpx2.Response(403, request=request))
+        raise GatedRepoError(
+            f"Access to model {model} is restricted.", response=httpx2.Response(403, request=request)
+        )
 
     check = check_model("meta-llama/Llama-3.1-8B-Instruct", hub_check=gated)
     assert check.status == Status.FAIL
-    for fix in ("huggingface-cli login", "HF_TOKEN", "request access", "mistralai/Mistral-7B-Instruct-v0.3",
-                "Qwen/Qwen2.5-7B-Instruct"):
+    for fix in (
+        "huggingface-cli login",
+        "HF_TOKEN",
+        "request access",
+        "mistralai/Mistral-7B-Instruct-v0.3",
+        "Qwen/Qwen2.5-7B-Instruct",
+    ):
         assert fix in check.detail
 
 
@@ -87,7 +94,9 @@ def test_bad_config_fails_first_and_stops(tmp_path):
 
 def test_empty_dataset_fails_with_the_skip_reasons(tmp_path):
     rows = tmp_path / "rows.jsonl"
-    rows.write_text(json.dumps({"conversations": [{"from": "human", "value": "only a question"}]}) + "\n{oops\n")
+    rows.write_text(
+        json.dumps({"conversations": [{"from": "human", "value": "only a question"}]}) + "\n{oops\n"
+    )
     config = _config(tmp_path)
     config.data.sources = [str(rows)]
     result = run_preflight(config, tmp_path)

@@ -41,9 +41,11 @@ def top_errors(row: EvalRow, k: int = 3) -> str:
 def baseline_caption() -> str:
     from cep_core.baselines import LLM, SMALL_MODEL
 
-    return (f"Baselines — LLM: structured {LLM['structured_f1']:.2f}, toolcall {LLM['toolcall_f1']:.2f} · "
-            f"earlier small model: structured {SMALL_MODEL['structured_f1']:.2f}, toolcall "
-            f"{SMALL_MODEL['toolcall_f1']:.2f} · ▲ beats · space marks · c compares")
+    return (
+        f"Baselines — LLM: structured {LLM['structured_f1']:.2f}, toolcall {LLM['toolcall_f1']:.2f} · "
+        f"earlier small model: structured {SMALL_MODEL['structured_f1']:.2f}, toolcall "
+        f"{SMALL_MODEL['toolcall_f1']:.2f} · ▲ beats · space marks · c compares"
+    )
 
 
 def compare_table(rows: list[EvalRow]) -> Table:
@@ -87,8 +89,12 @@ def worst_text(examples: dict[str, list[dict[str, Any]]], width: int) -> Text:
         text.append(f"Worst {track} examples\n", style="bold underline")
         for ex in items:
             f1 = ex.get("f1")
-            text.append(f"{ex.get('id', '?')}  F1 {f1:.2f}\n" if isinstance(f1, int | float) else
-                        f"{ex.get('id', '?')}\n", style="bold")
+            text.append(
+                f"{ex.get('id', '?')}  F1 {f1:.2f}\n"
+                if isinstance(f1, int | float)
+                else f"{ex.get('id', '?')}\n",
+                style="bold",
+            )
             for label in ("prompt", "expected", "output"):
                 shown = prompt_text(ex.get(label)) if label == "prompt" else str(ex.get(label, ""))
                 text.append(f"  {label:8} ", style="dim")
@@ -125,9 +131,17 @@ class EvalsScreen(ModeScreen):
 
     def on_mount(self) -> None:
         table = self.query_one("#evals", DataTable)
-        for key, label in (("mark", " "), ("name", "evaluation"), ("structured_f1", "struct F1"),
-                           ("toolcall_f1", "tool F1"), ("format_compliance", "format"), ("n", "n"),
-                           ("model", "model"), ("cep", "CEP"), ("errors", "top errors")):
+        for key, label in (
+            ("mark", " "),
+            ("name", "evaluation"),
+            ("structured_f1", "struct F1"),
+            ("toolcall_f1", "tool F1"),
+            ("format_compliance", "format"),
+            ("n", "n"),
+            ("model", "model"),
+            ("cep", "CEP"),
+            ("errors", "top errors"),
+        ):
             table.add_column(label, key=key)
 
     def on_screen_resume(self) -> None:
@@ -154,10 +168,16 @@ class EvalsScreen(ModeScreen):
         table.clear()
         for r in rows:
             model = r.model if r.adapter in ("-", "None") else f"{r.model}+LoRA"
-            table.add_row("*" if r.id in self.marked else " ", clip(r.name, 22),
-                          *[figure_cell(m, r.figures.get(m)) for m in HEADLINES],
-                          str(r.n if r.n is not None else "-"), clip(model, 28), r.cep_variant, top_errors(r),
-                          key=r.id)
+            table.add_row(
+                "*" if r.id in self.marked else " ",
+                clip(r.name, 22),
+                *[figure_cell(m, r.figures.get(m)) for m in HEADLINES],
+                str(r.n if r.n is not None else "-"),
+                clip(model, 28),
+                r.cep_variant,
+                top_errors(r),
+                key=r.id,
+            )
         summary = self.query_one("#eval-summary", Static)
         if not state.available or not state.rows:
             summary.update(Text(state.message, style="yellow"))
@@ -177,8 +197,10 @@ class EvalsScreen(ModeScreen):
         self.app.call_from_thread(self._show_worst, row, examples)
 
     def _show_worst(self, row: EvalRow, examples: dict[str, list[dict[str, Any]]]) -> None:
-        header = Text(f"{row.name} · {row.id} · model {row.model} · adapter {row.adapter} · CEP {row.cep_variant}\n",
-                      style="bold")
+        header = Text(
+            f"{row.name} · {row.id} · model {row.model} · adapter {row.adapter} · CEP {row.cep_variant}\n",
+            style="bold",
+        )
         self.query_one("#worst", Static).update(header + worst_text(examples, self.size.width))
 
     def action_mark(self) -> None:

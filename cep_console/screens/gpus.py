@@ -101,5 +101,6 @@ class GpuScreen(ModeScreen):
             style = "bold red" if info.severity == Severity.FATAL else "yellow"
             cell = Text(clip(f"{info.name}: {info.meaning}", room), style=style)
             cell.append("\n" + clip(f"-> {info.action_text}", room), style="")
-            table.add_row(when(ev.ts, ev.uptime), ev.pci or "-", Text(str(ev.xid or "bus"), style=style), cell,
-                          height=2)
+            table.add_row(
+                when(ev.ts, ev.uptime), ev.pci or "-", Text(str(ev.xid or "bus"), style=style), cell, height=2
+            )

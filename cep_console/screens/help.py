@@ -10,9 +10,11 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-INTRO = ("Keys: 1 GPUs · 2 Runs · 3 Evals · 4 Traces · ctrl+p command palette (every action) · q quit.\n"
-         "Remap any key by its id in ~/.config/cep/console-keys.toml, e.g.\n"
-         "  [keys]\n  \"runs.launch\" = \"n,ctrl+n\"\n")
+INTRO = (
+    "Keys: 1 GPUs · 2 Runs · 3 Evals · 4 Traces · ctrl+p command palette (every action) · q quit.\n"
+    "Remap any key by its id in ~/.config/cep/console-keys.toml, e.g.\n"
+    '  [keys]\n  "runs.launch" = "n,ctrl+n"\n'
+)
 
 
 class HelpScreen(ModalScreen[None]):

@@ -23,10 +23,19 @@ from cep_console.launch_form import (
     write_config,
 )
 
-FIELDS = (("name", "name"), ("model", "model"), ("dataset", "dataset"), ("lora_r", "LoRA r"),
-          ("lora_alpha", "LoRA alpha"), ("lora_dropout", "LoRA dropout"), ("max_steps", "max steps"),
-          ("learning_rate", "learning rate"), ("batch_size", "batch size"), ("max_seq_length", "max seq len"),
-          ("gpus", "GPU count"))
+FIELDS = (
+    ("name", "name"),
+    ("model", "model"),
+    ("dataset", "dataset"),
+    ("lora_r", "LoRA r"),
+    ("lora_alpha", "LoRA alpha"),
+    ("lora_dropout", "LoRA dropout"),
+    ("max_steps", "max steps"),
+    ("learning_rate", "learning rate"),
+    ("batch_size", "batch size"),
+    ("max_seq_length", "max seq len"),
+    ("gpus", "GPU count"),
+)
 STATUS_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
 
@@ -60,11 +69,21 @@ class LaunchScreen(ModalScreen[str | None]):
                     yield Label(label)
                     yield Input(str(getattr(self.request, key)), id=f"f-{key}", compact=True)
                 yield Label("CEP variant")
-                yield Select([(v, v) for v in CEP_VARIANTS], value=self.request.cep, allow_blank=False,
-                             id="f-cep", compact=True)
+                yield Select(
+                    [(v, v) for v in CEP_VARIANTS],
+                    value=self.request.cep,
+                    allow_blank=False,
+                    id="f-cep",
+                    compact=True,
+                )
                 yield Label("backend")
-                yield Select([(b, b) for b in BACKENDS], value=self.request.backend, allow_blank=False,
-                             id="f-backend", compact=True)
+                yield Select(
+                    [(b, b) for b in BACKENDS],
+                    value=self.request.backend,
+                    allow_blank=False,
+                    id="f-backend",
+                    compact=True,
+                )
             yield Static("", id="launch-error")
             with VerticalScroll(id="checks-box"):
                 yield Static("Pre-flight: not run yet (ctrl+k).", id="checks")
@@ -147,9 +166,9 @@ class LaunchScreen(ModalScreen[str | None]):
         from cep_core.jobs.manager import JobManager
 
         try:
-            job = JobManager(home=self.options.home).start_config(config, kind="train", backend=backend,
-                                                                  name=name, gpus=gpus,
-                                                                  env=job_env(self.options.home))
+            job = JobManager(home=self.options.home).start_config(
+                config, kind="train", backend=backend, name=name, gpus=gpus, env=job_env(self.options.home)
+            )
         except CepError as exc:
             self.app.call_from_thread(self._failed, str(exc))
             return

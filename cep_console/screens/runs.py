@@ -20,18 +20,43 @@ from cep_console.messages import ActionDone
 from cep_console.screens.base import ModeScreen
 from cep_console.widgets.log_follower import LogFollower
 
-STATE_STYLE = {"running": "bold green", "queued": "cyan", "succeeded": "green", "failed": "bold red",
-               "crashed": "bold red", "stopped": "yellow", "waiting": "yellow"}
-COLUMNS = (("name", "name"), ("kind", "kind"), ("backend", "backend"), ("state", "state"),
-           ("step", "step/total"), ("loss", "loss"), ("tps", "tok/s"), ("eta", "ETA"), ("attempt", "try"),
-           ("id", "job"))
+STATE_STYLE = {
+    "running": "bold green",
+    "queued": "cyan",
+    "succeeded": "green",
+    "failed": "bold red",
+    "crashed": "bold red",
+    "stopped": "yellow",
+    "waiting": "yellow",
+}
+COLUMNS = (
+    ("name", "name"),
+    ("kind", "kind"),
+    ("backend", "backend"),
+    ("state", "state"),
+    ("step", "step/total"),
+    ("loss", "loss"),
+    ("tps", "tok/s"),
+    ("eta", "ETA"),
+    ("attempt", "try"),
+    ("id", "job"),
+)
 
 
 def cells(row: Any) -> list[Any]:
     step = f"{row.step if row.step is not None else '-'}/{row.total_steps if row.total_steps else '-'}"
-    return [row.name, row.kind, row.backend, Text(row.state, style=STATE_STYLE.get(row.state, "")), step,
-            num(row.loss, "{:.4f}", "-"), num(row.tokens_per_s, "{:.0f}", "-"),
-            duration(row.eta_s) if row.state in ("running", "queued") else "-", str(row.attempt), row.job_id]
+    return [
+        row.name,
+        row.kind,
+        row.backend,
+        Text(row.state, style=STATE_STYLE.get(row.state, "")),
+        step,
+        num(row.loss, "{:.4f}", "-"),
+        num(row.tokens_per_s, "{:.0f}", "-"),
+        duration(row.eta_s) if row.state in ("running", "queued") else "-",
+        str(row.attempt),
+        row.job_id,
+    ]
 
 
 class RunsScreen(ModeScreen):

@@ -27,8 +27,15 @@ def agent_cells(group: Any, progress: Any) -> list[Any]:
     ready = progress is not None and progress.ready
     meter = Text(bar(frac, 8), style="green" if ready else "cyan")
     meter.append(f" {done}/{threshold}" + (" READY" if ready else ""), style="bold green" if ready else "")
-    return [group.agent, group.model, str(group.calls), pct(group.success_rate),
-            num(group.total_cost, "${:.2f}", "-"), num(group.mean_time, "{:.2f}s", "-"), meter]
+    return [
+        group.agent,
+        group.model,
+        str(group.calls),
+        pct(group.success_rate),
+        num(group.total_cost, "${:.2f}", "-"),
+        num(group.mean_time, "{:.2f}s", "-"),
+        meter,
+    ]
 
 
 class TraceDetail(ModalScreen[None]):
@@ -41,8 +48,9 @@ class TraceDetail(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         t = self.trace
         with Vertical(classes="dialog"):
-            yield Static(f"Trace {t.id} · {t.agent} · {t.model} · {when(t.ts)} (esc closes)",
-                         classes="dialog-title")
+            yield Static(
+                f"Trace {t.id} · {t.agent} · {t.model} · {when(t.ts)} (esc closes)", classes="dialog-title"
+            )
             with VerticalScroll(classes="detail-body"):
                 yield Static(self._body(t))
 
@@ -55,8 +63,10 @@ class TraceDetail(ModalScreen[None]):
             text.append((body or "(empty)") + "\n\n")
 
         ok = "yes" if t.success else "no"
-        text.append(f"success {ok} · cost {num(t.cost, '${:.4f}', '-')} · time {num(t.execution_time, '{:.2f}s', '-')}"
-                    f" · redactions {t.redactions}\n\n")
+        text.append(
+            f"success {ok} · cost {num(t.cost, '${:.4f}', '-')} · time {num(t.execution_time, '{:.2f}s', '-')}"
+            f" · redactions {t.redactions}\n\n"
+        )
         section("System prompt", t.system_prompt)
         section("Query", t.user_query)
         section("Response", t.response)
@@ -100,11 +110,13 @@ class TracesScreen(ModeScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one("#agents", DataTable).add_columns("agent", "model", "calls", "success", "cost", "mean time",
-                                                         "to retrain")
-        self.query_one("#traces", DataTable).add_columns("when", "agent", "model", "ok", "query",
-                                                         "response")
-        self.feed = TracesFeed(self.app.options.traces_db, self.app.options.home, self.app.options.retrain_threshold)
+        self.query_one("#agents", DataTable).add_columns(
+            "agent", "model", "calls", "success", "cost", "mean time", "to retrain"
+        )
+        self.query_one("#traces", DataTable).add_columns("when", "agent", "model", "ok", "query", "response")
+        self.feed = TracesFeed(
+            self.app.options.traces_db, self.app.options.home, self.app.options.retrain_threshold
+        )
         super().on_mount()
         self.load_page()
 
@@ -112,9 +124,12 @@ class TracesScreen(ModeScreen):
     def show_state(self, overview: Any) -> None:
         self.overview = overview
         message = self.query_one("#traces-message", Static)
-        message.update(Text(overview.message, style="yellow") if not overview.available else
-                       f"{overview.total} traces in {self.app.options.traces_db} · retrain threshold "
-                       f"{overview.threshold} new successful examples")
+        message.update(
+            Text(overview.message, style="yellow")
+            if not overview.available
+            else f"{overview.total} traces in {self.app.options.traces_db} · retrain threshold "
+            f"{overview.threshold} new successful examples"
+        )
         table = self.query_one("#agents", DataTable)
         cursor = table.cursor_row
         table.clear()
@@ -155,12 +170,20 @@ class TracesScreen(ModeScreen):
         table.clear()
         for t in page.rows:
             ok = Text("yes", style="green") if t.success else Text("no", style="red")
-            table.add_row(when(t.ts), t.agent, t.model, ok, t.query_preview.replace("\n", " ")[:80],
-                          (t.error or t.response_preview).replace("\n", " ")[:80], key=t.id)
+            table.add_row(
+                when(t.ts),
+                t.agent,
+                t.model,
+                ok,
+                t.query_preview.replace("\n", " ")[:80],
+                (t.error or t.response_preview).replace("\n", " ")[:80],
+                key=t.id,
+            )
         more = " · ] older" if page.has_next else ""
         newer = " · [ newer" if q.page_number > 1 else ""
         self.query_one("#trace-bar", Static).update(
-            f"{q.describe()} · page {q.page_number} · {len(page.rows)} shown{more}{newer} · / search · f filter")
+            f"{q.describe()} · page {q.page_number} · {len(page.rows)} shown{more}{newer} · / search · f filter"
+        )
 
     def action_next_page(self) -> None:
         if self.next_before:
@@ -192,8 +215,11 @@ class TracesScreen(ModeScreen):
         box.focus()
 
     def action_search(self) -> None:
-        self._open_input("search", "full-text search (every word must appear); enter runs, esc cancels",
-                         self.query_state.search)
+        self._open_input(
+            "search",
+            "full-text search (every word must appear); enter runs, esc cancels",
+            self.query_state.search,
+        )
 
     def action_filter(self) -> None:
         self._open_input("filter", "agent=TYPE/NAME model=M success=yes|no since=2h; empty clears", "")
@@ -246,8 +272,14 @@ class TracesScreen(ModeScreen):
         except CepError as exc:
             self.post_message(ActionDone("export", False, str(exc)))
             return
-        self.post_message(ActionDone("export", True, f"exported {result.train} train + {result.holdout} holdout "
-                                                     f"examples of {agent or 'all agents'} to {result.train_path}"))
+        self.post_message(
+            ActionDone(
+                "export",
+                True,
+                f"exported {result.train} train + {result.holdout} holdout "
+                f"examples of {agent or 'all agents'} to {result.train_path}",
+            )
+        )
         self.app.wake("traces")
 
     def action_retrain(self) -> None:
@@ -260,7 +292,9 @@ class TracesScreen(ModeScreen):
         if state is None or not state.ready:
             have = state.new_examples if state else 0
             need = state.threshold if state else "?"
-            self.notify(f"{agent} is not ready: {have} of {need} new successful examples.", severity="warning")
+            self.notify(
+                f"{agent} is not ready: {have} of {need} new successful examples.", severity="warning"
+            )
             return
         self._retrain(agent)
 
@@ -272,17 +306,27 @@ class TracesScreen(ModeScreen):
         manager = JobManager(home=self.app.options.home)
 
         def launch(config: Any) -> str:
-            return manager.start_config(config, kind="train", backend="local",
-                                        name=f"retrain-{agent.replace('/', '-')}",
-                                        env=job_env(self.app.options.home)).id
+            return manager.start_config(
+                config,
+                kind="train",
+                backend="local",
+                name=f"retrain-{agent.replace('/', '-')}",
+                env=job_env(self.app.options.home),
+            ).id
 
         try:
             result = self.feed.retrain(agent, launch)
         except CepError as exc:
             self.post_message(ActionDone("retrain", False, str(exc)))
             return
-        self.post_message(ActionDone("retrain", True, f"{agent}: {result.export.examples} examples exported, "
-                                                      f"run {result.launch_ref} launched (Runs screen)"))
+        self.post_message(
+            ActionDone(
+                "retrain",
+                True,
+                f"{agent}: {result.export.examples} examples exported, "
+                f"run {result.launch_ref} launched (Runs screen)",
+            )
+        )
         self.app.wake("traces")
         self.app.wake("runs")
 

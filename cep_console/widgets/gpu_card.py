@@ -15,8 +15,12 @@ SPARK_WIDTH = 20
 LEVEL_STYLE = {"ok": "green", "warn": "yellow", "fail": "red", "na": "grey50"}
 BADGE = {"ok": ("OK", "green"), "warn": ("WARN", "yellow"), "fail": ("FAIL", "bold red")}
 # metric, label, warn and fail fractions for the bar colour
-ROWS = (("util", "util", 1.01, 1.01), ("mem", "mem ", 0.90, 0.97), ("temp", "temp", 0.85, 0.95),
-        ("power", "pwr ", 0.95, 1.01))
+ROWS = (
+    ("util", "util", 1.01, 1.01),
+    ("mem", "mem ", 0.90, 0.97),
+    ("temp", "temp", 0.85, 0.95),
+    ("power", "pwr ", 0.95, 1.01),
+)
 
 
 def card_text(gpu: Any, health: Any, history: dict[str, list[float]]) -> Text:

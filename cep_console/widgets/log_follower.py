@@ -18,7 +18,9 @@ MAX_LINES = 2000
 class LogFollower(Log):
     """`follow(path)` starts (or switches) following; `stop_following()` ends it."""
 
-    def __init__(self, *, max_lines: int = MAX_LINES, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self, *, max_lines: int = MAX_LINES, id: str | None = None, classes: str | None = None
+    ) -> None:
         super().__init__(max_lines=max_lines, highlight=False, auto_scroll=True, id=id, classes=classes)
         self.path: Path | None = None
         self.lines_seen = 0
@@ -39,7 +41,9 @@ class LogFollower(Log):
         if lines:
             from rich.cells import cell_len
 
-            width = max(cell_len(self._process_line(line)) for line in lines[-(self.max_lines or len(lines)):])
+            width = max(
+                cell_len(self._process_line(line)) for line in lines[-(self.max_lines or len(lines)) :]
+            )
             self._update_maximum_width(updates, width)
 
     def stop_following(self) -> None:
@@ -60,9 +64,16 @@ class LogFollower(Log):
         try:
             while not path.parent.is_dir():  # the run directory is not there yet
                 await asyncio.sleep(0.5)
-            async for _changes in watchfiles.awatch(path.parent, watch_filter=watch_filter, stop_event=stop,
-                                                    debounce=20, step=20, rust_timeout=500,
-                                                    yield_on_timeout=True, recursive=False):
+            async for _changes in watchfiles.awatch(
+                path.parent,
+                watch_filter=watch_filter,
+                stop_event=stop,
+                debounce=20,
+                step=20,
+                rust_timeout=500,
+                yield_on_timeout=True,
+                recursive=False,
+            ):
                 await self._read(tail)
         finally:
             stop.set()

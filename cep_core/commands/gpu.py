@@ -18,26 +18,53 @@ _STATUS_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("gpu", help="GPU status, health, Xid errors and launch pre-flight",
-                       description="GPU status and health through NVML, Xid detection from kernel logs.")
+    p = sub.add_parser(
+        "gpu",
+        help="GPU status, health, Xid errors and launch pre-flight",
+        description="GPU status and health through NVML, Xid detection from kernel logs.",
+    )
     gsub = p.add_subparsers(dest="gpu_command", metavar="SUBCOMMAND")
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
 
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--replay", metavar="FILE", help="play a recorded host (JSON snapshots) instead of NVML")
-    common.add_argument("--snapshot", type=int, default=None, metavar="N",
-                        help="with --replay: the snapshot to show first (negative counts from the end)")
+    common.add_argument(
+        "--replay", metavar="FILE", help="play a recorded host (JSON snapshots) instead of NVML"
+    )
+    common.add_argument(
+        "--snapshot",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --replay: the snapshot to show first (negative counts from the end)",
+    )
     settings = argparse.ArgumentParser(add_help=False)
-    settings.add_argument("--xid-window", type=float, default=None, metavar="S",
-                          help="seconds an Xid counts against health (default 86400)")
-    settings.add_argument("--temp-margin", type=float, default=None, metavar="C",
-                          help="warn within this many degrees of the slowdown threshold (default 5)")
+    settings.add_argument(
+        "--xid-window",
+        type=float,
+        default=None,
+        metavar="S",
+        help="seconds an Xid counts against health (default 86400)",
+    )
+    settings.add_argument(
+        "--temp-margin",
+        type=float,
+        default=None,
+        metavar="C",
+        help="warn within this many degrees of the slowdown threshold (default 5)",
+    )
     settings.add_argument("--no-power-warn", action="store_true", help="do not warn on power-cap throttling")
-    settings.add_argument("--no-kernel-log", action="store_true",
-                          help="do not read the kernel log (only events stored in cep.db count)")
+    settings.add_argument(
+        "--no-kernel-log",
+        action="store_true",
+        help="do not read the kernel log (only events stored in cep.db count)",
+    )
 
-    s = gsub.add_parser("status", parents=[common, settings], help="one sample and the health verdict",
-                        description="One sample of every GPU and the health verdict. Exit 0 ok, 1 warn, 2 fail.")
+    s = gsub.add_parser(
+        "status",
+        parents=[common, settings],
+        help="one sample and the health verdict",
+        description="One sample of every GPU and the health verdict. Exit 0 ok, 1 warn, 2 fail.",
+    )
     s.add_argument("--json", action="store_true", help="machine output: the sample, findings and events")
     s.set_defaults(func=cmd_status)
 
@@ -46,23 +73,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--count", type=int, default=0, metavar="N", help="stop after N samples (0: until Ctrl-C)")
     w.set_defaults(func=cmd_watch)
 
-    x = gsub.add_parser("xid", parents=[common], help="Xid events from a saved kernel log or the live sources",
-                        description="Parse a saved kernel log (dmesg, dmesg -T, kern.log, journalctl, "
-                        "/dev/kmsg records) into Xid events; without --file, read the live sources.")
+    x = gsub.add_parser(
+        "xid",
+        parents=[common],
+        help="Xid events from a saved kernel log or the live sources",
+        description="Parse a saved kernel log (dmesg, dmesg -T, kern.log, journalctl, "
+        "/dev/kmsg records) into Xid events; without --file, read the live sources.",
+    )
     x.add_argument("--file", metavar="PATH", help="a saved kernel log ('-' for stdin)")
     x.add_argument("--json", action="store_true", help="one JSON object per event per line")
     x.add_argument("--follow", action="store_true", help="keep watching the live sources (Ctrl-C to stop)")
     x.set_defaults(func=cmd_xid)
 
-    c = gsub.add_parser("check", parents=[common, settings], help="the pre-flight verdict before a launch",
-                        description="Health plus free memory against what the job needs. Exit 0/1/2.")
+    c = gsub.add_parser(
+        "check",
+        parents=[common, settings],
+        help="the pre-flight verdict before a launch",
+        description="Health plus free memory against what the job needs. Exit 0/1/2.",
+    )
     c.add_argument("--need-gb", type=float, default=None, metavar="GB", help="free GPU memory needed (GiB)")
-    c.add_argument("--gpus", default=None, metavar="0,1,...", help="GPU indices the job will use (default all)")
+    c.add_argument(
+        "--gpus", default=None, metavar="0,1,...", help="GPU indices the job will use (default all)"
+    )
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_check)
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
+
 
 def _source(args: argparse.Namespace, loop: bool = False, default_start: int | None = None) -> Any:
     if not getattr(args, "replay", None):
@@ -100,8 +138,14 @@ def _gpu_table(report: Any) -> Any:
     from rich import box
     from rich.table import Table
 
-    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 1), header_style="bold",
-              collapse_padding=True)
+    t = Table(
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 1, 0, 1),
+        header_style="bold",
+        collapse_padding=True,
+    )
     for col in ("#", "name", "temp", "util", "mem GiB", "power W", "SM MHz", "P", "procs", "health"):
         t.add_column(col, no_wrap=True, justify="left" if col in ("name", "health") else "right")
     by_index = {g.index: g for g in report.sample.gpus}
@@ -112,7 +156,8 @@ def _gpu_table(report: Any) -> Any:
             t.add_row(str(g.index), _short(g.name), "", "", "", "", "", "", "", f"[{style}]{gh.status}[/]")
             continue
         t.add_row(
-            str(g.index), _short(g.name),
+            str(g.index),
+            _short(g.name),
             f"{_fmt(g.temperature)}/{_fmt(g.temp_slowdown, 'C')}",
             _fmt(g.util_gpu, "%"),
             f"{_fmt(g.mem_used, '', 2**30, 1)}/{_fmt(g.mem_total, '', 2**30, 0)}",
@@ -130,8 +175,10 @@ def _print_report(report: Any, console: Any) -> None:
     status = str(report.status)
     style = _STATUS_STYLE[status]
     if sample.init_error is None:
-        console.print(f"driver {sample.driver_version} · NVML {sample.nvml_version} · {len(sample.gpus)} GPU(s)"
-                      f" · source {sample.source}")
+        console.print(
+            f"driver {sample.driver_version} · NVML {sample.nvml_version} · {len(sample.gpus)} GPU(s)"
+            f" · source {sample.source}"
+        )
         if sample.gpus:
             console.print(_gpu_table(report))
     console.print(f"GPU health: [{style}]{status.upper()}[/]")
@@ -148,11 +195,14 @@ def _report(args: argparse.Namespace, source: Any) -> Any:
 
     settings = _settings(args)
     sample = sample_once(source)
-    events = gather_events(source=source, read_kernel_log=not args.no_kernel_log, window_s=settings.xid_window_s)
+    events = gather_events(
+        source=source, read_kernel_log=not args.no_kernel_log, window_s=settings.xid_window_s
+    )
     return evaluate(sample, events, settings)
 
 
 # --- subcommands --------------------------------------------------------------------------------------------
+
 
 def cmd_status(args: argparse.Namespace) -> int:
     report = _report(args, _source(args, default_start=-1))
@@ -175,7 +225,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         except ValueError:
             from cep_core.errors import InputError
 
-            raise InputError(f"--gpus takes comma-separated integers, got {args.gpus!r}", field="--gpus") from None
+            raise InputError(
+                f"--gpus takes comma-separated integers, got {args.gpus!r}", field="--gpus"
+            ) from None
     report = _report(args, _source(args, default_start=-1))
     checks = checks_from_report(report, need, gpus)
     verdict = worst(checks)
@@ -213,8 +265,11 @@ def _print_events(events: list[Any], as_json: bool) -> None:
 
     for ev in events:
         info = lookup(ev.xid)
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ev.ts)) if ev.ts else (
-            f"+{ev.uptime:.0f}s after boot" if ev.uptime is not None else "time unknown")
+        when = (
+            time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ev.ts))
+            if ev.ts
+            else (f"+{ev.uptime:.0f}s after boot" if ev.uptime is not None else "time unknown")
+        )
         what = f"Xid {ev.xid}" if ev.xid is not None else "fallen off the bus"
         proc = f" pid {ev.pid}" + (f" ({ev.process})" if ev.process else "") if ev.pid else ""
         style = _STATUS_STYLE.get({"fatal": "fail", "warn": "warn"}.get(ev.severity, "ok"), "")
@@ -272,7 +327,9 @@ def cmd_xid(args: argparse.Namespace) -> int:
 def _print_attempts(attempts: list[Any]) -> None:
     err = stderr_console()
     for a in attempts:
-        err.print(f"{'reading' if a.ok else 'skipped'} {a.name}{'' if a.ok else ': ' + a.reason}", markup=False)
+        err.print(
+            f"{'reading' if a.ok else 'skipped'} {a.name}{'' if a.ok else ': ' + a.reason}", markup=False
+        )
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -293,8 +350,10 @@ def cmd_watch(args: argparse.Namespace) -> int:
         watcher = XidWatcher(readers=None if not args.no_kernel_log else [], from_start=False)
     try:
         watcher.start()
-        notes = [f"{'following' if a.ok else 'not readable'}: {a.name}{'' if a.ok else ' (' + a.reason + ')'}"
-                 for a in watcher.attempts]
+        notes = [
+            f"{'following' if a.ok else 'not readable'}: {a.name}{'' if a.ok else ' (' + a.reason + ')'}"
+            for a in watcher.attempts
+        ]
     except NoReadableSource as exc:
         watcher = None
         notes = [f"Xid watching off: {exc}"]
@@ -307,7 +366,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
         if watcher is not None:
             events.extend(watcher.drain())
         report = evaluate(sampler.sample(), events, settings)
-        lines = [Text(f"cep gpu watch · every {args.interval:g}s · {time.strftime('%H:%M:%S')} · Ctrl-C to stop")]
+        lines = [
+            Text(f"cep gpu watch · every {args.interval:g}s · {time.strftime('%H:%M:%S')} · Ctrl-C to stop")
+        ]
         if report.sample.gpus:
             lines.append(_gpu_table(report))
         style = _STATUS_STYLE[str(report.status)]

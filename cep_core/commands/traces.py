@@ -24,11 +24,20 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("traces", help="browse captured LLM calls, export training data, prepare retraining",
-                       description="The workflow trace store (CEP_TRACES_DB, else CEP_HOME/traces.db).")
-    p.add_argument("--traces", metavar="DB", help="trace database (default: $CEP_TRACES_DB, else CEP_HOME/traces.db)")
-    p.add_argument("--threshold", type=int, default=None,
-                   help="new successful examples an agent needs before retraining (default 100)")
+    p = sub.add_parser(
+        "traces",
+        help="browse captured LLM calls, export training data, prepare retraining",
+        description="The workflow trace store (CEP_TRACES_DB, else CEP_HOME/traces.db).",
+    )
+    p.add_argument(
+        "--traces", metavar="DB", help="trace database (default: $CEP_TRACES_DB, else CEP_HOME/traces.db)"
+    )
+    p.add_argument(
+        "--threshold",
+        type=int,
+        default=None,
+        help="new successful examples an agent needs before retraining (default 100)",
+    )
     tsub = p.add_subparsers(dest="traces_command", metavar="SUBCOMMAND")
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
 
@@ -64,19 +73,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     ex.add_argument("--include-failed", action="store_true", help="export failed calls too")
     ex.add_argument("--holdout", type=float, default=0.1, help="share of examples held out (default 0.1)")
     ex.add_argument("--out", metavar="PATH", help="output folder (default CEP_HOME/datasets/traces-…)")
-    ex.add_argument("--no-watermark", action="store_true",
-                    help="do not restart the exported agents' counts of new examples (a look, not a hand-off)")
+    ex.add_argument(
+        "--no-watermark",
+        action="store_true",
+        help="do not restart the exported agents' counts of new examples (a look, not a hand-off)",
+    )
     ex.add_argument("--json", action="store_true")
     ex.set_defaults(func=cmd_export)
 
-    rt = tsub.add_parser("retrain", help="export an agent's data, write its run config and launch the training job")
+    rt = tsub.add_parser(
+        "retrain", help="export an agent's data, write its run config and launch the training job"
+    )
     rt.add_argument("agent", metavar="AGENT", help="TYPE/NAME, or a type or name that names one agent")
     rt.add_argument("--model", default=None, help="base model for the run (default builtin:tiny)")
-    rt.add_argument("--template", metavar="TOML", help="config template with $placeholders (default: built in)")
-    rt.add_argument("--out", metavar="DIR", help="where the data and run.toml go (default CEP_HOME/retrain/…)")
+    rt.add_argument(
+        "--template", metavar="TOML", help="config template with $placeholders (default: built in)"
+    )
+    rt.add_argument(
+        "--out", metavar="DIR", help="where the data and run.toml go (default CEP_HOME/retrain/…)"
+    )
     rt.add_argument("--force", action="store_true", help="even when the agent is below its threshold")
-    rt.add_argument("--no-launch", dest="launch", action="store_false",
-                    help="only export and write the config; print the command that starts it")
+    rt.add_argument(
+        "--no-launch",
+        dest="launch",
+        action="store_false",
+        help="only export and write the config; print the command that starts it",
+    )
     rt.add_argument("--backend", default="local", help="where the job runs: local (default) or slurm")
     rt.add_argument("--gpus", type=int, default=0, help="GPUs for the training job")
     rt.add_argument("--json", action="store_true")
@@ -109,8 +131,10 @@ def parse_time(text: str | None, field: str, now: float | None = None) -> float 
     try:
         return dt.datetime.fromisoformat(text.strip()).timestamp()
     except ValueError:
-        raise InputError(f"{field}: {text!r} is not a time: give unix seconds, an ISO date such as 2026-05-01, "
-                         "or an age such as 30m, 2h, 7d") from None
+        raise InputError(
+            f"{field}: {text!r} is not a time: give unix seconds, an ISO date such as 2026-05-01, "
+            "or an age such as 30m, 2h, 7d"
+        ) from None
 
 
 def _threshold(args: argparse.Namespace) -> int:
@@ -128,8 +152,11 @@ def _store(args: argparse.Namespace, *, must_exist: bool = True):
 
     path = Path(args.traces).expanduser() if args.traces else traces_db_path()
     if must_exist and not path.exists():
-        raise InputError("no trace store here yet (capture some calls with WorkflowTracer, or point --traces / "
-                         "CEP_TRACES_DB at one)", path=path)
+        raise InputError(
+            "no trace store here yet (capture some calls with WorkflowTracer, or point --traces / "
+            "CEP_TRACES_DB at one)",
+            path=path,
+        )
     import sqlite3
 
     try:
@@ -143,9 +170,13 @@ def _where(args: argparse.Namespace, store: Any):
     from cep_core.tracer.thresholds import resolve_agent
 
     key = resolve_agent(store, args.agent) if getattr(args, "agent", None) else None
-    return TraceFilter(agent_type=key.agent_type if key else None, agent_name=key.agent_name if key else None,
-                       model=args.model, success=False if args.failed else None,
-                       since=parse_time(args.since, "--since"))
+    return TraceFilter(
+        agent_type=key.agent_type if key else None,
+        agent_name=key.agent_name if key else None,
+        model=args.model,
+        success=False if args.failed else None,
+        since=parse_time(args.since, "--since"),
+    )
 
 
 def _fmt_time(ts: float) -> str:
@@ -168,7 +199,12 @@ def cmd_stats(args: argparse.Namespace) -> int:
         return 0
     console = stdout_console()
     progress = {a["agent"]: a for a in data["agents"]}
-    table = Table(title=f"{data['total']} traces in {store.path}", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table = Table(
+        title=f"{data['total']} traces in {store.path}",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
     table.add_column("agent · model", overflow="fold", min_width=16)
     for col in ("calls", "ok", "cost $", "mean $", "mean s", "p95 s", "progress"):
         table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
@@ -177,9 +213,16 @@ def cmd_stats(args: argparse.Namespace) -> int:
         to_go = "—" if p is None else f"{p['new_examples']}/{p['threshold']}"
         if p is not None and p["ready"]:
             to_go = f"[bold green]{to_go}[/]"
-        table.add_row(f"{g['agent']} · {g['model']}", str(g["calls"]), f"{g['success_rate']:.0%}",
-                      f"{g['total_cost']:.4f}", _fmt_num(g["mean_cost"], 4),
-                      _fmt_num(g["mean_time"], 2), _fmt_num(g["p95_time"], 2), to_go)
+        table.add_row(
+            f"{g['agent']} · {g['model']}",
+            str(g["calls"]),
+            f"{g['success_rate']:.0%}",
+            f"{g['total_cost']:.4f}",
+            _fmt_num(g["mean_cost"], 4),
+            _fmt_num(g["mean_time"], 2),
+            _fmt_num(g["p95_time"], 2),
+            to_go,
+        )
     console.print(table)
     ready = [a["agent"] for a in data["agents"] if a["ready"]]
     if ready:
@@ -204,15 +247,21 @@ def _page_table(page: Any, title: str, width: int):
         text_width = width - 60 - agent_width
     else:
         text_width = max(10, width - 46)
-    table.add_column("query → response / error" if wide else "agent: query → response / error",
-                     overflow="ellipsis", no_wrap=True, max_width=text_width)
+    table.add_column(
+        "query → response / error" if wide else "agent: query → response / error",
+        overflow="ellipsis",
+        no_wrap=True,
+        max_width=text_width,
+    )
     for r in page.rows:
         tail = r.response_preview if r.success else (r.error or r.response_preview)
         text = f"{r.query_preview} → {tail}".replace("\n", " ")
         ok = "✓" if r.success else "[red]✗[/]"
         if wide:
             when = dt.datetime.fromtimestamp(r.ts).strftime("%m-%d %H:%M:%S")
-            table.add_row(r.id, when, ok, _fmt_num(r.execution_time, 1), Text(f"{r.agent} · {r.model}"), Text(text))
+            table.add_row(
+                r.id, when, ok, _fmt_num(r.execution_time, 1), Text(f"{r.agent} · {r.model}"), Text(text)
+            )
         else:
             when = dt.datetime.fromtimestamp(r.ts).strftime("%H:%M:%S")
             table.add_row(r.id, when, ok, Text(f"{r.agent}: {text}"))
@@ -229,8 +278,11 @@ def _print_page(args: argparse.Namespace, page: Any, title: str) -> None:
         return
     console.print(_page_table(page, title, console.width))
     if page.next_before_id:
-        console.print(f"more: add --before {page.next_before_id}" if hasattr(args, "before")
-                      else f"showing the newest {len(page.rows)}; raise --limit for more")
+        console.print(
+            f"more: add --before {page.next_before_id}"
+            if hasattr(args, "before")
+            else f"showing the newest {len(page.rows)}; raise --limit for more"
+        )
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -267,12 +319,17 @@ def cmd_show(args: argparse.Namespace) -> int:
     console = stdout_console()
     status = "[green]success[/]" if row.success else "[red]failed[/]"
     console.print(f"[bold]{row.id}[/]  {_fmt_time(row.ts)}  {status}")
-    console.print(f"{row.agent} · {row.model}   cost {_fmt_num(row.cost, 4)}   "
-                  f"time {_fmt_num(row.execution_time, 2, ' s')}   redactions {row.redactions}", markup=False)
+    console.print(
+        f"{row.agent} · {row.model}   cost {_fmt_num(row.cost, 4)}   "
+        f"time {_fmt_num(row.execution_time, 2, ' s')}   redactions {row.redactions}",
+        markup=False,
+    )
     if row.error:
         console.print(f"[red]error:[/] {row.error}", markup=True, highlight=False)
     if row.tools:
-        console.print("tools: " + ", ".join(str((t.get("function") or t).get("name", "?")) for t in row.tools))
+        console.print(
+            "tools: " + ", ".join(str((t.get("function") or t).get("name", "?")) for t in row.tools)
+        )
     from cep_core.tracer.capture import assistant_text
 
     for m in row.messages:
@@ -287,8 +344,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 def _progress_bar():
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    return Progress(TextColumn("exporting"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=stderr_console(), transient=True)
+    return Progress(
+        TextColumn("exporting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=stderr_console(),
+        transient=True,
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -301,10 +364,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     with _progress_bar() as bar:
         task = bar.add_task("export", total=None)
         result = export_dataset(
-            store, out, agent=key, model=args.model, since=parse_time(args.since, "--since"),
-            until=parse_time(args.until, "--until"), success=None if args.include_failed else True,
-            holdout_fraction=args.holdout, record=not args.no_watermark, on_progress=lambda done, total: bar.update(task, completed=done,
-                                                                                   total=total))
+            store,
+            out,
+            agent=key,
+            model=args.model,
+            since=parse_time(args.since, "--since"),
+            until=parse_time(args.until, "--until"),
+            success=None if args.include_failed else True,
+            holdout_fraction=args.holdout,
+            record=not args.no_watermark,
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     if args.json:
         print_json(result.to_dict())
         return 0
@@ -315,8 +385,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 def _print_export(result: Any) -> None:
     console = stdout_console()
     console.print(f"wrote {result.train} training and {result.holdout} holdout example(s)")
-    console.print(f"  {result.train_path}\n  {result.holdout_path}\n  {result.manifest_path}", soft_wrap=True,
-                  markup=False)
+    console.print(
+        f"  {result.train_path}\n  {result.holdout_path}\n  {result.manifest_path}",
+        soft_wrap=True,
+        markup=False,
+    )
     if result.duplicates:
         console.print(f"  {result.duplicates} duplicate(s) dropped")
     for reason, n in sorted(result.skipped.items()):
@@ -334,16 +407,28 @@ def cmd_retrain(args: argparse.Namespace) -> int:
         from cep_core.jobs.manager import JobManager
 
         def launch(config_path):  # noqa: ANN001 - the tracer's Launcher signature
-            job = JobManager().start_config(config_path, kind="train", backend=args.backend, gpus=args.gpus,
-                                            name=f"retrain-{key.agent_type}-{key.agent_name}")
+            job = JobManager().start_config(
+                config_path,
+                kind="train",
+                backend=args.backend,
+                gpus=args.gpus,
+                name=f"retrain-{key.agent_type}-{key.agent_name}",
+            )
             return job.id
 
     with _progress_bar() as bar:
         task = bar.add_task("export", total=None)
         result = prepare_retrain(
-            store, key, out_dir=args.out, model=args.model or DEFAULT_MODEL, threshold=_threshold(args),
-            force=args.force, template_path=args.template, launch=launch,
-            on_progress=lambda done, total: bar.update(task, completed=done, total=total))
+            store,
+            key,
+            out_dir=args.out,
+            model=args.model or DEFAULT_MODEL,
+            threshold=_threshold(args),
+            force=args.force,
+            template_path=args.template,
+            launch=launch,
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     if args.json:
         print_json(result.to_dict())
         return 0
@@ -351,14 +436,21 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     console = stdout_console()
     console.print(f"wrote the run config {result.config_path}", soft_wrap=True, markup=False)
     if result.status == "launched":
-        console.print(f"recorded trigger {result.trigger_id} for {result.agent}; launched job {result.launch_ref}",
-                      soft_wrap=True, markup=False)
+        console.print(
+            f"recorded trigger {result.trigger_id} for {result.agent}; launched job {result.launch_ref}",
+            soft_wrap=True,
+            markup=False,
+        )
         console.print(f"  follow it: cep jobs logs {result.launch_ref} -f", markup=False, soft_wrap=True)
         return 0
     if result.status == "launch_failed":
-        console.print(f"recorded trigger {result.trigger_id}; the launch failed — start it by hand:", soft_wrap=True)
+        console.print(
+            f"recorded trigger {result.trigger_id}; the launch failed — start it by hand:", soft_wrap=True
+        )
     else:
-        console.print(f"recorded trigger {result.trigger_id} for {result.agent}; start the run with:", soft_wrap=True)
+        console.print(
+            f"recorded trigger {result.trigger_id} for {result.agent}; start the run with:", soft_wrap=True
+        )
     console.print(f"  {result.command}", markup=False, soft_wrap=True)
     return 0 if result.status != "launch_failed" else 1
 
@@ -378,8 +470,11 @@ def cmd_triggers(args: argparse.Namespace) -> int:
         return 0
     console.print("retrain triggers, newest first")
     for r in rows:
-        console.print(f"{r['id']}  {_fmt_time(r['ts'])}  {r['agent_type']}/{r['agent_name']}  "
-                      f"{r['examples']} examples  {r['status']}" + (f" ({r['launch_ref']})" if r["launch_ref"] else ""),
-                      markup=False, soft_wrap=True)
+        console.print(
+            f"{r['id']}  {_fmt_time(r['ts'])}  {r['agent_type']}/{r['agent_name']}  "
+            f"{r['examples']} examples  {r['status']}" + (f" ({r['launch_ref']})" if r["launch_ref"] else ""),
+            markup=False,
+            soft_wrap=True,
+        )
         console.print(f"  {r['config']}", markup=False, soft_wrap=True)
     return 0

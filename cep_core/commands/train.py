@@ -21,11 +21,16 @@ from cep_core.commands import print_json, stderr_console, stdout_console
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "train", help="train a LoRA adapter (pre-flight, run directory, progress)",
+        "train",
+        help="train a LoRA adapter (pre-flight, run directory, progress)",
         description="Train a LoRA adapter from a TOML config, in the foreground. With a run directory instead "
-                    "of a config, resume that run from its newest valid checkpoint.")
-    parser.add_argument("target", metavar="CONFIG.toml|RUN_DIR",
-                        help="a training config, or an existing run directory (or run id) to resume")
+        "of a config, resume that run from its newest valid checkpoint.",
+    )
+    parser.add_argument(
+        "target",
+        metavar="CONFIG.toml|RUN_DIR",
+        help="a training config, or an existing run directory (or run id) to resume",
+    )
     parser.add_argument("--check", action="store_true", help="only run the pre-flight checks and exit")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(func=handle)
@@ -89,7 +94,9 @@ def _print_checks(checks: list[dict[str, Any]]) -> None:
     table.add_column("detail", overflow="fold")
     for c in checks:
         status = str(c.get("status"))
-        table.add_row(str(c.get("name")), f"[{colour.get(status, 'white')}]{status}[/]", str(c.get("detail", "")))
+        table.add_row(
+            str(c.get("name")), f"[{colour.get(status, 'white')}]{status}[/]", str(c.get("detail", ""))
+        )
     stdout_console().print(table)
 
 
@@ -102,9 +109,13 @@ def _follow(paths: Any, as_json: bool) -> int:
     offset_events = len(list(iter_progress(paths.progress)))
     env = dict(os.environ)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    proc = subprocess.Popen([sys.executable, "-m", "cep_core.training", str(paths.root)],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cep_core.training", str(paths.root)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
 
     def forward(signum: int, _frame: Any) -> None:
         if proc.poll() is None:
@@ -113,9 +124,17 @@ def _follow(paths: Any, as_json: bool) -> int:
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     console = stdout_console()
     seen = offset_events
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[tps]} tok/s"),
-                        TimeRemainingColumn(), console=console, disable=as_json, transient=False)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("{task.fields[tps]} tok/s"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=as_json,
+        transient=False,
+    )
     task = progress.add_task("preparing", total=None, loss="-", tps="-")
     final: dict[str, Any] = {}
     try:
@@ -140,11 +159,13 @@ def _follow(paths: Any, as_json: bool) -> int:
     elif final.get("event") == "end":
         console.print(f"{final.get('status')} at step {final.get('step')}; run directory {paths.root}")
     elif final.get("event") == "error":
-        stderr_console().print(f"[red]error ({final.get('kind')})[/]: {final.get('message')}\n"
-                               f"log: {paths.stdout_log}")
+        stderr_console().print(
+            f"[red]error ({final.get('kind')})[/]: {final.get('message')}\nlog: {paths.stdout_log}"
+        )
     else:
-        stderr_console().print(f"[red]the job exited with code {code} without an end event[/]; log: "
-                               f"{paths.stdout_log}")
+        stderr_console().print(
+            f"[red]the job exited with code {code} without an end event[/]; log: {paths.stdout_log}"
+        )
     return code if code is not None else 1
 
 
@@ -156,18 +177,23 @@ def _show(event: dict[str, Any], progress: Any, task: Any, console: Any, as_json
         _print_checks(event.get("checks") or [])
     elif kind == "data":
         skipped = ", ".join(f"{k} {v}" for k, v in (event.get("skipped") or {}).items()) or "none"
-        console.print(f"data: {event.get('rows')} rows, {event.get('train_rows')} train, "
-                      f"{event.get('holdout_rows')} holdout; skipped: {skipped}")
+        console.print(
+            f"data: {event.get('rows')} rows, {event.get('train_rows')} train, "
+            f"{event.get('holdout_rows')} holdout; skipped: {skipped}"
+        )
     elif kind == "start":
         resumed = event.get("resumed_from")
-        progress.update(task, description="training", total=event.get("total_steps"),
-                        completed=resumed or 0)
+        progress.update(task, description="training", total=event.get("total_steps"), completed=resumed or 0)
         if resumed:
             console.print(f"resumed from step {resumed}")
     elif kind == "step":
         loss = event.get("loss")
-        progress.update(task, completed=event.get("step"), total=event.get("total_steps"),
-                        loss=f"{loss:.3f}" if isinstance(loss, float) else "-",
-                        tps=f"{event.get('tokens_per_s') or 0:.0f}")
+        progress.update(
+            task,
+            completed=event.get("step"),
+            total=event.get("total_steps"),
+            loss=f"{loss:.3f}" if isinstance(loss, float) else "-",
+            tps=f"{event.get('tokens_per_s') or 0:.0f}",
+        )
     elif kind == "checkpoint":
         console.print(f"checkpoint at step {event.get('step')}")

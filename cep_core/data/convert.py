@@ -15,8 +15,16 @@ from cep_core.jsonish import loads_lenient
 from cep_core.toolcalls import CallFormat, ToolCall, parse_tool_calls, render
 from cep_core.toolprompt import render_tools_prompt, tools_from_system_prompt
 
-HERMES_ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
-                "tool": "tool", "function": "tool", "function_response": "tool"}
+HERMES_ROLES = {
+    "system": "system",
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "tool": "tool",
+    "function": "tool",
+    "function_response": "tool",
+}
 _HERMES_BLOCK = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 _TOOLS_BLOCK = re.compile(r"<tools>(.*?)</tools>", re.DOTALL)
 _HERMES_BOILERPLATE = re.compile(r"^\s*You are a function calling AI model\b", re.IGNORECASE)
@@ -83,6 +91,7 @@ def _to_target(message: dict[str, Any]) -> dict[str, Any]:
 
 def rewrite_hermes_calls(text: str) -> str:
     """Each Hermes `<tool_call>…</tool_call>` block replaced by target-format calls with the same arguments."""
+
     def one(match: re.Match[str]) -> str:
         body = match.group(1).strip()
         # Some dataset rows escape the newlines inside the block ("\\n" as two characters).
@@ -138,9 +147,14 @@ def bfcl_to_messages(entry: BfclEntry, tool_format: str = "target") -> list[dict
     calls: list[ToolCall] = gold_calls(entry)
     messages = [dict(m) for m in entry.messages if isinstance(m, dict)]
     system = next((m["content"] for m in messages if m.get("role") == "system"), None)
-    rest = [{"role": m.get("role"), "content": m.get("content")} for m in messages if m.get("role") != "system"]
+    rest = [
+        {"role": m.get("role"), "content": m.get("content")} for m in messages if m.get("role") != "system"
+    ]
     if not rest or any(not isinstance(m["content"], str) for m in rest):
         raise SkipRow("bad_turn", "a question message without string content")
     prompt = render_tools_prompt(entry.functions, system)
-    return [{"role": "system", "content": prompt}, *rest,
-            {"role": "assistant", "content": render(calls, tool_format)}]
+    return [
+        {"role": "system", "content": prompt},
+        *rest,
+        {"role": "assistant", "content": render(calls, tool_format)},
+    ]

@@ -37,8 +37,12 @@ class Prepared:
         return digest.hexdigest()
 
     def summary(self) -> dict[str, Any]:
-        return {"rows": self.rows, "train_rows": len(self.train), "holdout_rows": len(self.holdout),
-                "skipped": dict(sorted(self.skipped.items()))}
+        return {
+            "rows": self.rows,
+            "train_rows": len(self.train),
+            "holdout_rows": len(self.holdout),
+            "skipped": dict(sorted(self.skipped.items())),
+        }
 
 
 def is_holdout(row_id: str, fraction: float, seed: int = 0) -> bool:
@@ -71,8 +75,17 @@ def convert(raw: RawRow, cep: Cep | None, tool_format: str) -> list[dict[str, An
     return apply_cep(messages, cep)
 
 
-def prepare(sources: list[str], *, cep: Cep | None, tool_format: str = "target", holdout_fraction: float = 0.1,
-            seed: int = 0, max_rows: int = 0, split: str = "train", config_name: str | None = None) -> Prepared:
+def prepare(
+    sources: list[str],
+    *,
+    cep: Cep | None,
+    tool_format: str = "target",
+    holdout_fraction: float = 0.1,
+    seed: int = 0,
+    max_rows: int = 0,
+    split: str = "train",
+    config_name: str | None = None,
+) -> Prepared:
     """Every usable row of `sources`, converted and split; rows that cannot be used are counted by reason.
 
     Duplicate ids (the same row in two sources) are kept once. `max_rows` (0: all) caps usable rows.

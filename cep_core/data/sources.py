@@ -59,8 +59,11 @@ def resolve_source(spec: str) -> list[str]:
 
 
 def is_local(spec: str) -> bool:
-    return spec.startswith(("/", ".", "~")) or Path(spec).expanduser().exists() or Path(spec).suffix in (
-        ".json", ".jsonl", ".parquet")
+    return (
+        spec.startswith(("/", ".", "~"))
+        or Path(spec).expanduser().exists()
+        or Path(spec).suffix in (".json", ".jsonl", ".parquet")
+    )
 
 
 def iter_rows(spec: str, split: str = "train", config_name: str | None = None) -> Iterator[RawRow]:

@@ -58,8 +58,14 @@ class GpuHealth:
         return _remediation(self.findings)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "name": self.name, "pci": self.pci, "status": str(self.status),
-                "findings": [f.to_dict() for f in self.findings], "remediation": self.remediation}
+        return {
+            "index": self.index,
+            "name": self.name,
+            "pci": self.pci,
+            "status": str(self.status),
+            "findings": [f.to_dict() for f in self.findings],
+            "remediation": self.remediation,
+        }
 
 
 @dataclass(slots=True)
@@ -89,10 +95,15 @@ class HealthReport:
         return next((g for g in self.gpus if g.index == index), None)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": str(self.status), "reasons": self.reasons, "remediation": self.remediation,
-                "host_findings": [f.to_dict() for f in self.host_findings],
-                "gpus": [g.to_dict() for g in self.gpus], "sample": self.sample.to_dict(),
-                "events": [e.to_dict() for e in self.events]}
+        return {
+            "status": str(self.status),
+            "reasons": self.reasons,
+            "remediation": self.remediation,
+            "host_findings": [f.to_dict() for f in self.host_findings],
+            "gpus": [g.to_dict() for g in self.gpus],
+            "sample": self.sample.to_dict(),
+            "events": [e.to_dict() for e in self.events],
+        }
 
 
 def _remediation(findings: list[Finding]) -> str:
@@ -114,52 +125,101 @@ def _num(v: Any) -> float | None:
 def _gpu_findings(g: GpuSample, s: HealthSettings) -> list[Finding]:
     out: list[Finding] = []
     if g.error == "gpu_lost":
-        out.append(Finding(Status.FAIL, "GPU is lost (fell off the bus / stopped answering)",
-                           ACTION_TEXT[Action.CHECK_POWER_PCIE]))
+        out.append(
+            Finding(
+                Status.FAIL,
+                "GPU is lost (fell off the bus / stopped answering)",
+                ACTION_TEXT[Action.CHECK_POWER_PCIE],
+            )
+        )
         return out
     if g.error == "reset_required":
-        out.append(Finding(Status.FAIL, "GPU needs a reset before it can be used",
-                           f"Stop its processes and run `nvidia-smi -r -i {g.index}`, or reboot the host."))
+        out.append(
+            Finding(
+                Status.FAIL,
+                "GPU needs a reset before it can be used",
+                f"Stop its processes and run `nvidia-smi -r -i {g.index}`, or reboot the host.",
+            )
+        )
         return out
     if g.error:
-        out.append(Finding(Status.FAIL, f"GPU answers NVML with an unknown error ({g.error_detail or g.error})",
-                           "Read `dmesg | grep -i nvrm` for an Xid; reset the GPU or reboot the host."))
+        out.append(
+            Finding(
+                Status.FAIL,
+                f"GPU answers NVML with an unknown error ({g.error_detail or g.error})",
+                "Read `dmesg | grep -i nvrm` for an Xid; reset the GPU or reboot the host.",
+            )
+        )
         return out
     if g.remap_pending is True:
-        out.append(Finding(Status.FAIL, "remapped rows pending: the GPU needs a reset to remap memory rows",
-                           f"Stop its processes and reset it (`nvidia-smi -r -i {g.index}`) or reboot."))
+        out.append(
+            Finding(
+                Status.FAIL,
+                "remapped rows pending: the GPU needs a reset to remap memory rows",
+                f"Stop its processes and reset it (`nvidia-smi -r -i {g.index}`) or reboot.",
+            )
+        )
     if g.remap_failure is True:
         out.append(Finding(Status.FAIL, "row remapping failed", ACTION_TEXT[Action.CONTACT_SUPPORT]))
     if g.retired_pending is True:
-        out.append(Finding(Status.FAIL, "retired pages pending: the GPU needs a reset to retire memory pages",
-                           f"Stop its processes and reset it (`nvidia-smi -r -i {g.index}`) or reboot."))
+        out.append(
+            Finding(
+                Status.FAIL,
+                "retired pages pending: the GPU needs a reset to retire memory pages",
+                f"Stop its processes and reset it (`nvidia-smi -r -i {g.index}`) or reboot.",
+            )
+        )
     temp, slow = _num(g.temperature), _num(g.temp_slowdown)
     if temp is not None:
         limit = slow - s.temp_margin_c if slow is not None else s.temp_fallback_c
         if temp >= limit:
             where = f"slowdown at {slow:.0f} C" if slow is not None else f"warning level {limit:.0f} C"
-            out.append(Finding(Status.WARN, f"temperature {temp:.0f} C is near its {where}",
-                               "Check airflow, fans and the room temperature; lower the power limit "
-                               "(`nvidia-smi -pl`) if it keeps climbing."))
+            out.append(
+                Finding(
+                    Status.WARN,
+                    f"temperature {temp:.0f} C is near its {where}",
+                    "Check airflow, fans and the room temperature; lower the power limit "
+                    "(`nvidia-smi -pl`) if it keeps climbing.",
+                )
+            )
     reasons = g.throttle_reasons if isinstance(g.throttle_reasons, list) else []
     thermal = sorted(THERMAL_THROTTLE.intersection(reasons))
     power = sorted(POWER_THROTTLE.intersection(reasons))
     if thermal and s.warn_on_thermal_throttle:
-        out.append(Finding(Status.WARN, f"clocks thermally throttled ({', '.join(thermal)})",
-                           "Check cooling (airflow, fans, blocked intakes); throughput is reduced."))
+        out.append(
+            Finding(
+                Status.WARN,
+                f"clocks thermally throttled ({', '.join(thermal)})",
+                "Check cooling (airflow, fans, blocked intakes); throughput is reduced.",
+            )
+        )
     if power and s.warn_on_power_throttle:
-        out.append(Finding(Status.WARN, f"clocks held by power ({', '.join(power)}), drawing "
-                                        f"{g.power_w} W of {g.power_limit_w} W",
-                           "Expected under a heavy load; if unexpected, check the power limit "
-                           "(`nvidia-smi -q -d POWER`) and the PSU."))
+        out.append(
+            Finding(
+                Status.WARN,
+                f"clocks held by power ({', '.join(power)}), drawing {g.power_w} W of {g.power_limit_w} W",
+                "Expected under a heavy load; if unexpected, check the power limit "
+                "(`nvidia-smi -q -d POWER`) and the PSU.",
+            )
+        )
     ecc = _num(g.ecc_uncorrected)
     if ecc and s.warn_on_ecc_uncorrected:
-        out.append(Finding(Status.WARN, f"{ecc:.0f} uncorrected ECC error(s) since the driver loaded",
-                           "Watch for Xid 48/63/94/95; reset the GPU when idle so rows get remapped."))
+        out.append(
+            Finding(
+                Status.WARN,
+                f"{ecc:.0f} uncorrected ECC error(s) since the driver loaded",
+                "Watch for Xid 48/63/94/95; reset the GPU when idle so rows get remapped.",
+            )
+        )
     width, max_width = _num(g.pcie_width), _num(g.pcie_max_width)
     if s.warn_on_pcie_degraded and width and max_width and width < max_width and g.util_gpu not in (0, NA):
-        out.append(Finding(Status.WARN, f"PCIe link running at x{width:.0f} of x{max_width:.0f}",
-                           "Reseat the GPU or its riser; check the slot and BIOS PCIe settings."))
+        out.append(
+            Finding(
+                Status.WARN,
+                f"PCIe link running at x{width:.0f} of x{max_width:.0f}",
+                "Reseat the GPU or its riser; check the slot and BIOS PCIe settings.",
+            )
+        )
     return out
 
 
@@ -171,8 +231,13 @@ def _xid_finding(ev: XidEvent) -> Finding:
     return Finding(status, f"{what}: {info.name}{who}", info.action_text)
 
 
-def evaluate(sample: HostSample, events: Iterable[XidEvent] = (), settings: HealthSettings | None = None,
-             now: float | None = None, boot_time: float | None = None) -> HealthReport:
+def evaluate(
+    sample: HostSample,
+    events: Iterable[XidEvent] = (),
+    settings: HealthSettings | None = None,
+    now: float | None = None,
+    boot_time: float | None = None,
+) -> HealthReport:
     """Judge one sample plus the Xid events seen (older than the window are ignored)."""
     settings = settings or HealthSettings()
     now = time.time() if now is None else now
@@ -181,9 +246,14 @@ def evaluate(sample: HostSample, events: Iterable[XidEvent] = (), settings: Heal
     if sample.init_error is not None:
         host.append(Finding(Status.FAIL, sample.init_error.message, sample.init_error.fix))
     elif not sample.gpus:
-        host.append(Finding(Status.FAIL, "NVML started but found no GPU",
-                            "Check `nvidia-smi -L` and `lspci | grep -i nvidia`; a GPU may have fallen off "
-                            "the bus (see `dmesg | grep -i nvrm`) — reboot and check its seating and power."))
+        host.append(
+            Finding(
+                Status.FAIL,
+                "NVML started but found no GPU",
+                "Check `nvidia-smi -L` and `lspci | grep -i nvidia`; a GPU may have fallen off "
+                "the bus (see `dmesg | grep -i nvrm`) — reboot and check its seating and power.",
+            )
+        )
     gpus: list[GpuHealth] = []
     by_pci: dict[str, GpuHealth] = {}
     for g in sample.gpus:
@@ -214,9 +284,13 @@ def _dedupe(events: list[XidEvent]) -> list[XidEvent]:
     return list(seen.values())
 
 
-def host_health(source: Any = None, settings: HealthSettings | None = None,
-                events: Iterable[XidEvent] | None = None, home: str | None = None,
-                read_kernel_log: bool = True) -> HealthReport:
+def host_health(
+    source: Any = None,
+    settings: HealthSettings | None = None,
+    events: Iterable[XidEvent] | None = None,
+    home: str | None = None,
+    read_kernel_log: bool = True,
+) -> HealthReport:
     """Sample once and judge: the simple API for the console, the pre-flight and job control.
 
     Xid events come from `events` when given; otherwise from cep.db (what the watcher recorded) plus a
@@ -228,6 +302,10 @@ def host_health(source: Any = None, settings: HealthSettings | None = None,
     if events is None:
         from cep_core.gpu.watch import gather_events
 
-        events = gather_events(source=source, home=home, read_kernel_log=read_kernel_log,
-                               window_s=(settings or HealthSettings()).xid_window_s)
+        events = gather_events(
+            source=source,
+            home=home,
+            read_kernel_log=read_kernel_log,
+            window_s=(settings or HealthSettings()).xid_window_s,
+        )
     return evaluate(sample, events, settings)

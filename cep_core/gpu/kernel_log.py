@@ -52,9 +52,11 @@ class XidEvent:
 
 _PCI = r"[0-9a-fA-F]{1,8}:[0-9a-fA-F]{2}:[0-9a-fA-F]{2}(?:\.[0-7])?"
 _XID_RE = re.compile(
-    r"NVRM: Xid \((?:PCI:)?(?P<pci>" + _PCI + r")(?P<mig>[^)]*)\):\s*(?P<xid>\d{1,6})\b,?\s*(?P<rest>.*)")
+    r"NVRM: Xid \((?:PCI:)?(?P<pci>" + _PCI + r")(?P<mig>[^)]*)\):\s*(?P<xid>\d{1,6})\b,?\s*(?P<rest>.*)"
+)
 _PID_RE = re.compile(
-    r"^pid=(?P<pid>'?<unknown>'?|\d+)\s*,?\s*(?:name=(?P<name><unknown>|[^,]*?)\s*(?:,\s*|$))?")
+    r"^pid=(?P<pid>'?<unknown>'?|\d+)\s*,?\s*(?:name=(?P<name><unknown>|[^,]*?)\s*(?:,\s*|$))?"
+)
 _MIG_GI = re.compile(r"GPU-I:\s*(\d+)")
 _MIG_CI = re.compile(r"GPU-CI:\s*(\d+)")
 # "NVRM: GPU 0000:01:00.0: GPU has fallen off the bus." and the one-line form of the three-line message.
@@ -64,7 +66,7 @@ _NVIDIA_GPU_HEAD = re.compile(r"NVRM: The NVIDIA GPU (?P<pci>" + _PCI + r")")
 
 
 def normalize_pci(text: str | None) -> str | None:
-    """"00000000:B3:00.0", "0000:b3:00", "PCI:0000:b3:00" -> "0000:b3:00" (so NVML and the log agree)."""
+    """ "00000000:B3:00.0", "0000:b3:00", "PCI:0000:b3:00" -> "0000:b3:00" (so NVML and the log agree)."""
     if not text:
         return None
     m = re.search(r"([0-9a-fA-F]{1,8}):([0-9a-fA-F]{2}):([0-9a-fA-F]{2})", text)
@@ -78,11 +80,11 @@ def normalize_pci(text: str | None) -> str | None:
 
 _KMSG_RE = re.compile(r"^(?P<prio>\d+),(?P<seq>\d+),(?P<usec>\d+),[^;]*;(?P<msg>.*)$")
 _UPTIME_RE = re.compile(r"^\[\s*(?P<up>\d+\.\d+)\]")
-_CTIME_RE = re.compile(r"^\[(?:\w+\s+)?(?P<mon>\w+)\s+(?P<day>\d{1,2})\s+(?P<hms>\d\d:\d\d:\d\d)\s+(?P<year>\d{4})\]")
-_ISO_RE = re.compile(
-    r"(?P<iso>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?)")
-_SYSLOG_RE = re.compile(
-    r"^(?P<a>\S+)\s+(?P<b>\S+)\s+(?P<hms>\d\d:\d\d:\d\d)(?:\.\d+)?\s+\S+\s+kernel:")
+_CTIME_RE = re.compile(
+    r"^\[(?:\w+\s+)?(?P<mon>\w+)\s+(?P<day>\d{1,2})\s+(?P<hms>\d\d:\d\d:\d\d)\s+(?P<year>\d{4})\]"
+)
+_ISO_RE = re.compile(r"(?P<iso>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?)")
+_SYSLOG_RE = re.compile(r"^(?P<a>\S+)\s+(?P<b>\S+)\s+(?P<hms>\d\d:\d\d:\d\d)(?:\.\d+)?\s+\S+\s+kernel:")
 
 # Month names as syslog/journalctl print them in common locales (lower case, trailing dots removed).
 _MONTHS: dict[str, int] = {}
@@ -161,12 +163,12 @@ def _split_prefix(line: str, boot_time: float | None, now: float) -> _Line:
     m = _UPTIME_RE.match(line)
     if m:
         up = float(m.group("up"))
-        return _Line(line[m.end():], boot_time + up if boot_time is not None else None, up)
+        return _Line(line[m.end() :], boot_time + up if boot_time is not None else None, up)
     m = _CTIME_RE.match(line)
     if m:
         month = _month(m.group("mon"))
         ts = _local_ts(int(m.group("year")), month, int(m.group("day")), m.group("hms")) if month else None
-        return _Line(line[m.end():], ts, None)
+        return _Line(line[m.end() :], ts, None)
     m = _SYSLOG_RE.match(line)
     if m:
         ts = None
@@ -177,7 +179,7 @@ def _split_prefix(line: str, boot_time: float | None, now: float) -> _Line:
             ts = _local_ts(today.year, month, int(day), m.group("hms"))
             if ts is not None and ts > now + 86400:  # a December line read in January
                 ts = _local_ts(today.year - 1, month, int(day), m.group("hms"))
-        rest = line[m.end():]
+        rest = line[m.end() :]
         um = _UPTIME_RE.match(rest.lstrip())
         up = float(um.group("up")) if um else None
         return _Line(rest, ts, up)
@@ -189,6 +191,7 @@ def _split_prefix(line: str, boot_time: float | None, now: float) -> _Line:
 
 
 # --- the parser -------------------------------------------------------------------------------------------
+
 
 def _to_int(text: str | None) -> int | None:
     if text is None or not text.isdigit():
@@ -205,19 +208,36 @@ def _xid_event(m: re.Match, line: _Line) -> XidEvent:
         pid = _to_int(pm.group("pid"))
         name = pm.group("name")
         process = None if name in (None, "", "<unknown>") else name
-        rest = rest[pm.end():]
+        rest = rest[pm.end() :]
     mig = m.group("mig") or ""
     gi, ci = _MIG_GI.search(mig), _MIG_CI.search(mig)
     return XidEvent(
-        ts=line.ts, xid=xid, pci=normalize_pci(m.group("pci")), pid=pid, process=process,
-        message=rest.strip(), kind=KIND_XID, severity=str(severity_of(xid)), uptime=line.uptime,
-        gpu_instance=int(gi.group(1)) if gi else None, compute_instance=int(ci.group(1)) if ci else None)
+        ts=line.ts,
+        xid=xid,
+        pci=normalize_pci(m.group("pci")),
+        pid=pid,
+        process=process,
+        message=rest.strip(),
+        kind=KIND_XID,
+        severity=str(severity_of(xid)),
+        uptime=line.uptime,
+        gpu_instance=int(gi.group(1)) if gi else None,
+        compute_instance=int(ci.group(1)) if ci else None,
+    )
 
 
 def _fallen_event(pci: str | None, message: str, line: _Line) -> XidEvent:
-    return XidEvent(ts=line.ts, xid=None, pci=normalize_pci(pci), pid=None, process=None,
-                    message=message.strip(), kind=KIND_FALLEN_OFF_BUS, severity=str(severity_of(None)),
-                    uptime=line.uptime)
+    return XidEvent(
+        ts=line.ts,
+        xid=None,
+        pci=normalize_pci(pci),
+        pid=None,
+        process=None,
+        message=message.strip(),
+        kind=KIND_FALLEN_OFF_BUS,
+        severity=str(severity_of(None)),
+        uptime=line.uptime,
+    )
 
 
 class KernelLogParser:
@@ -260,11 +280,15 @@ class KernelLogParser:
             return [ev]
         head = _NVIDIA_GPU_HEAD.search(msg)
         if head and not _FALLEN_RE.search(msg):
-            self._pending = (head.group("pci"), line, self._PENDING_LINES - 1,
-                             [msg[msg.index("NVRM:"):].strip()])
+            self._pending = (
+                head.group("pci"),
+                line,
+                self._PENDING_LINES - 1,
+                [msg[msg.index("NVRM:") :].strip()],
+            )
             return []
         if _FALLEN_RE.search(msg) and "NVRM" in msg:
-            text = msg[msg.index("NVRM:"):].strip() if "NVRM:" in msg else msg.strip()
+            text = msg[msg.index("NVRM:") :].strip() if "NVRM:" in msg else msg.strip()
             gm = _GPU_PCI_RE.search(msg)
             if gm:
                 pci, first, parts = gm.group("pci"), line, [text]
@@ -283,7 +307,7 @@ class KernelLogParser:
             if left <= 1:
                 self._pending = None
             else:
-                self._pending = (pci, first, left - 1, [*parts, msg[msg.index("NVRM:"):].strip()])
+                self._pending = (pci, first, left - 1, [*parts, msg[msg.index("NVRM:") :].strip()])
             return []
         self._age_pending()
         return []
@@ -299,16 +323,18 @@ class KernelLogParser:
         return []
 
 
-def parse_lines(lines: Iterable[str], boot_time: float | None = None, now: float | None = None,
-                source: str = "log") -> Iterator[XidEvent]:
+def parse_lines(
+    lines: Iterable[str], boot_time: float | None = None, now: float | None = None, source: str = "log"
+) -> Iterator[XidEvent]:
     parser = KernelLogParser(boot_time=boot_time, now=now, source=source)
     for line in lines:
         yield from parser.feed(line)
     yield from parser.flush()
 
 
-def parse_kernel_log(text: str, boot_time: float | None = None, now: float | None = None,
-                     source: str = "log") -> list[XidEvent]:
+def parse_kernel_log(
+    text: str, boot_time: float | None = None, now: float | None = None, source: str = "log"
+) -> list[XidEvent]:
     """All Xid events in a saved kernel log (any of the supported forms, mixed is fine)."""
     if not isinstance(text, str):
         return []
@@ -327,5 +353,13 @@ def since(events: Iterable[XidEvent], cutoff: float, boot_time: float | None = N
     return out
 
 
-__all__ = ["KIND_FALLEN_OFF_BUS", "KIND_XID", "KernelLogParser", "XidEvent", "normalize_pci",
-           "parse_kernel_log", "parse_lines", "since"]
+__all__ = [
+    "KIND_FALLEN_OFF_BUS",
+    "KIND_XID",
+    "KernelLogParser",
+    "XidEvent",
+    "normalize_pci",
+    "parse_kernel_log",
+    "parse_lines",
+    "since",
+]

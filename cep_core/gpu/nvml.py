@@ -66,6 +66,7 @@ def text(value: Any) -> Any:
 
 # --- init failures ------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True, slots=True)
 class NvmlInitError:
     """Why NVML could not start, in words a user can act on."""
@@ -84,23 +85,27 @@ _INIT_ERRORS: dict[type[pynvml.NVMLError], tuple[str, str, str]] = {
         "NVML library not found (libnvidia-ml.so.1): no NVIDIA driver is installed on this machine, "
         "or its libraries are not on the loader path.",
         "Install the NVIDIA driver (e.g. `sudo apt install nvidia-driver-550` or the .run installer), "
-        "or in a container run with the NVIDIA Container Toolkit (`--gpus all`); then check `nvidia-smi`."),
+        "or in a container run with the NVIDIA Container Toolkit (`--gpus all`); then check `nvidia-smi`.",
+    ),
     pynvml.NVMLError_DriverNotLoaded: (
         "driver_not_loaded",
         "The NVIDIA kernel driver is not loaded (NVML library found, but no driver answers).",
         "Load it with `sudo modprobe nvidia` and read `dmesg | grep -i nvrm` for why it did not load "
-        "(Secure Boot signing, a kernel update without DKMS rebuild); reboot if needed."),
+        "(Secure Boot signing, a kernel update without DKMS rebuild); reboot if needed.",
+    ),
     pynvml.NVMLError_LibRmVersionMismatch: (
         "version_mismatch",
         "Driver/library version mismatch: the loaded kernel module and libnvidia-ml are from different "
         "driver versions (usually after a driver upgrade without a reboot).",
         "Reboot the host (or stop all GPU processes and reload the modules: "
-        "`sudo rmmod nvidia_uvm nvidia_drm nvidia_modeset nvidia && sudo modprobe nvidia`)."),
+        "`sudo rmmod nvidia_uvm nvidia_drm nvidia_modeset nvidia && sudo modprobe nvidia`).",
+    ),
     pynvml.NVMLError_NoPermission: (
         "no_permission",
         "No permission to open the NVIDIA device files (/dev/nvidia*).",
         "Add your user to the group that owns /dev/nvidia* (often `video`) or check the container's "
-        "device mounts."),
+        "device mounts.",
+    ),
 }
 
 
@@ -111,14 +116,20 @@ def classify_init_error(exc: BaseException) -> NvmlInitError:
     detail = _nvml_text(exc)
     if isinstance(exc, pynvml.NVMLError_Unknown) or "Unknown Error" in detail:
         return NvmlInitError(
-            "other", f"NVML failed to initialize ({detail}); a GPU may have fallen off the bus.",
+            "other",
+            f"NVML failed to initialize ({detail}); a GPU may have fallen off the bus.",
             "Read `dmesg | grep -i -e xid -e nvrm`; if a GPU fell off the bus (Xid 79), reboot the host "
-            "and check its power and PCIe seating.")
-    return NvmlInitError("other", f"NVML failed to initialize: {detail}",
-                         "Run `nvidia-smi` to see the driver's own message, and `dmesg | grep -i nvrm`.")
+            "and check its power and PCIe seating.",
+        )
+    return NvmlInitError(
+        "other",
+        f"NVML failed to initialize: {detail}",
+        "Run `nvidia-smi` to see the driver's own message, and `dmesg | grep -i nvrm`.",
+    )
 
 
 # --- the NVML source ----------------------------------------------------------------------------------------
+
 
 class NvmlSource:
     """The real thing: `api` is the `pynvml` module; processes are described with psutil."""

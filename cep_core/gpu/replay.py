@@ -84,16 +84,23 @@ def load_recording(path: str | Path) -> dict[str, Any]:
             raise InputError("each snapshot needs a list of devices", path, field=f"snapshots[{i}].devices")
         for j, dev in enumerate(devices):
             if not isinstance(dev, dict) or not isinstance(dev.get("index"), int):
-                raise InputError("each device needs an integer index", path,
-                                 field=f"snapshots[{i}].devices[{j}].index")
+                raise InputError(
+                    "each device needs an integer index", path, field=f"snapshots[{i}].devices[{j}].index"
+                )
             err = dev.get("error")
             if err is not None and err not in _DEVICE_ERROR_CODES:
-                raise InputError(f"unknown device error {err!r} (use one of {sorted(_DEVICE_ERROR_CODES)})",
-                                 path, field=f"snapshots[{i}].devices[{j}].error")
+                raise InputError(
+                    f"unknown device error {err!r} (use one of {sorted(_DEVICE_ERROR_CODES)})",
+                    path,
+                    field=f"snapshots[{i}].devices[{j}].error",
+                )
     init_error = data.get("init_error")
     if init_error is not None and init_error not in _INIT_ERROR_CODES:
-        raise InputError(f"unknown init_error {init_error!r} (use one of {sorted(_INIT_ERROR_CODES)})", path,
-                         field="init_error")
+        raise InputError(
+            f"unknown init_error {init_error!r} (use one of {sorted(_INIT_ERROR_CODES)})",
+            path,
+            field="init_error",
+        )
     return data
 
 
@@ -221,7 +228,11 @@ class ReplayApi:
         return self._field(h, "ecc_uncorrected")
 
     def nvmlDeviceGetRetiredPages(self, h: _Handle, cause: int) -> list[int]:
-        key = "retired_dbe" if cause == pynvml.NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR else "retired_sbe"
+        key = (
+            "retired_dbe"
+            if cause == pynvml.NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR
+            else "retired_sbe"
+        )
         return self._field(h, key)
 
     def nvmlDeviceGetRetiredPagesPendingStatus(self, h: _Handle) -> int:
@@ -252,9 +263,15 @@ class ReplayApi:
 
     def _post_event(self, index: int, xid: int) -> None:
         with self._cond:
-            self._events.append(SimpleNamespace(device=_Handle(index), eventType=pynvml.nvmlEventTypeXidCriticalError,
-                                                eventData=xid, gpuInstanceId=0xFFFFFFFF,
-                                                computeInstanceId=0xFFFFFFFF))
+            self._events.append(
+                SimpleNamespace(
+                    device=_Handle(index),
+                    eventType=pynvml.nvmlEventTypeXidCriticalError,
+                    eventData=xid,
+                    gpuInstanceId=0xFFFFFFFF,
+                    computeInstanceId=0xFFFFFFFF,
+                )
+            )
             self._cond.notify_all()
 
     def nvmlEventSetWait_v2(self, event_set: object, timeout_ms: int) -> SimpleNamespace:
@@ -317,8 +334,11 @@ class ReplaySource:
     def kernel_log_lines(self) -> list[str]:
         """The recorded kernel-log lines printed up to the current snapshot."""
         pos = max(self.position, 0)
-        return [str(rec["line"]) for rec in self.data.get("kernel_log", [])
-                if isinstance(rec, dict) and int(rec.get("snapshot", 0)) <= pos]
+        return [
+            str(rec["line"])
+            for rec in self.data.get("kernel_log", [])
+            if isinstance(rec, dict) and int(rec.get("snapshot", 0)) <= pos
+        ]
 
     def recorded_at(self) -> float:
         return float(self.data.get("recorded_at", time.time()))

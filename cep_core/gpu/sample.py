@@ -115,8 +115,11 @@ class HostSample:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "ts": self.ts, "source": self.source, "driver_version": self.driver_version,
-            "nvml_version": self.nvml_version, "cuda_driver_version": self.cuda_driver_version,
+            "ts": self.ts,
+            "source": self.source,
+            "driver_version": self.driver_version,
+            "nvml_version": self.nvml_version,
+            "cuda_driver_version": self.cuda_driver_version,
             "init_error": self.init_error.to_dict() if self.init_error else None,
             "gpus": [g.to_dict() for g in self.gpus],
         }
@@ -191,10 +194,16 @@ class Sampler:
             except DeviceFailure as exc:  # the whole driver stopped answering (seen after Xid 79)
                 self._initialised = False
                 self._static.clear()
-                return HostSample(ts=now, source=self.source.name, init_error=NvmlInitError(
-                    "other", f"NVML stopped answering ({exc.kind}); a GPU may have fallen off the bus.",
-                    "Read `dmesg | grep -i -e xid -e nvrm`; reboot the host and check the GPU's power and "
-                    "PCIe seating."))
+                return HostSample(
+                    ts=now,
+                    source=self.source.name,
+                    init_error=NvmlInitError(
+                        "other",
+                        f"NVML stopped answering ({exc.kind}); a GPU may have fallen off the bus.",
+                        "Read `dmesg | grep -i -e xid -e nvrm`; reboot the host and check the GPU's power and "
+                        "PCIe seating.",
+                    ),
+                )
             out = HostSample(ts=now, source=self.source.name, **self._system)
             for index in range(int(count) if isinstance(count, int) else 0):
                 out.gpus.append(self._sample_device(api, index))
@@ -215,8 +224,9 @@ class Sampler:
             name=text(query(api.nvmlDeviceGetName, handle)),
             uuid=text(query(api.nvmlDeviceGetUUID, handle)),
             pci_bus_id=text(pci.busId) if pci != NA else NA,
-            temp_slowdown=query(api.nvmlDeviceGetTemperatureThreshold, handle,
-                                pynvml.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN),
+            temp_slowdown=query(
+                api.nvmlDeviceGetTemperatureThreshold, handle, pynvml.NVML_TEMPERATURE_THRESHOLD_SLOWDOWN
+            ),
             pcie_max_gen=query(api.nvmlDeviceGetMaxPcieLinkGeneration, handle),
             pcie_max_width=query(api.nvmlDeviceGetMaxPcieLinkWidth, handle),
         )
@@ -228,7 +238,11 @@ class Sampler:
         try:
             st = self._static_for(api, index)
             g.name, g.uuid, g.pci_bus_id = st.name, st.uuid, st.pci_bus_id
-            g.temp_slowdown, g.pcie_max_gen, g.pcie_max_width = st.temp_slowdown, st.pcie_max_gen, st.pcie_max_width
+            g.temp_slowdown, g.pcie_max_gen, g.pcie_max_width = (
+                st.temp_slowdown,
+                st.pcie_max_gen,
+                st.pcie_max_width,
+            )
             self._read_dynamic(api, st.handle, g)
             self._identity[index] = (st.name, st.uuid, st.pci_bus_id)
         except DeviceFailure as exc:
@@ -257,10 +271,15 @@ class Sampler:
         g.pstate = query(api.nvmlDeviceGetPerformanceState, h)
         g.throttle_mask = query(api.nvmlDeviceGetCurrentClocksThrottleReasons, h)
         g.throttle_reasons = throttle_names(g.throttle_mask)
-        g.ecc_uncorrected = query(api.nvmlDeviceGetTotalEccErrors, h, pynvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED,
-                                  pynvml.NVML_VOLATILE_ECC)
-        sbe = query(api.nvmlDeviceGetRetiredPages, h,
-                    pynvml.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS)
+        g.ecc_uncorrected = query(
+            api.nvmlDeviceGetTotalEccErrors,
+            h,
+            pynvml.NVML_MEMORY_ERROR_TYPE_UNCORRECTED,
+            pynvml.NVML_VOLATILE_ECC,
+        )
+        sbe = query(
+            api.nvmlDeviceGetRetiredPages, h, pynvml.NVML_PAGE_RETIREMENT_CAUSE_MULTIPLE_SINGLE_BIT_ECC_ERRORS
+        )
         dbe = query(api.nvmlDeviceGetRetiredPages, h, pynvml.NVML_PAGE_RETIREMENT_CAUSE_DOUBLE_BIT_ECC_ERROR)
         if sbe != NA or dbe != NA:
             g.retired_pages = (len(sbe) if sbe != NA else 0) + (len(dbe) if dbe != NA else 0)

@@ -44,12 +44,16 @@ def record_events(db: sqlite_utils.Database, events: Iterable[XidEvent]) -> int:
     return db[TABLE].count - before
 
 
-def recent_events(db: sqlite_utils.Database, since_ts: float | None = None, limit: int = 10_000) -> list[XidEvent]:
+def recent_events(
+    db: sqlite_utils.Database, since_ts: float | None = None, limit: int = 10_000
+) -> list[XidEvent]:
     """Stored events, oldest first; events without a wall-clock time are judged by when we recorded them."""
     if since_ts is None:
         where, params = "1", []
     else:
         where, params = "coalesce(ts, recorded_at) >= ?", [since_ts]
-    rows = db.query(f"select * from {TABLE} where {where} order by coalesce(ts, recorded_at), id limit ?",
-                    [*params, limit])
+    rows = db.query(
+        f"select * from {TABLE} where {where} order by coalesce(ts, recorded_at), id limit ?",
+        [*params, limit],
+    )
     return [XidEvent.from_dict(r) for r in rows]

@@ -47,7 +47,8 @@ class NoReadableSource(CepError):
         lines = "\n".join(f"  - {a.name}: {a.reason}" for a in attempts)
         super().__init__(
             "no Xid source is readable; tried:\n" + lines + "\nFix: run as root (or with CAP_SYSLOG), or set "
-            "`sudo sysctl kernel.dmesg_restrict=0`, or add your user to the systemd-journal/adm group.")
+            "`sudo sysctl kernel.dmesg_restrict=0`, or add your user to the systemd-journal/adm group."
+        )
 
 
 def boot_time() -> float:
@@ -57,6 +58,7 @@ def boot_time() -> float:
 
 
 # --- kernel-log readers -------------------------------------------------------------------------------------
+
 
 class KmsgReader:
     """/dev/kmsg: one record per read(); opening it replays the kernel ring buffer first."""
@@ -164,8 +166,12 @@ class JournalReader:
         return proc.stdout.splitlines()
 
     def follow(self, stop: threading.Event, from_start: bool = False) -> Iterator[str]:
-        proc = subprocess.Popen(self._cmd("-f", "-n", "all" if from_start else "0"),
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        proc = subprocess.Popen(
+            self._cmd("-f", "-n", "all" if from_start else "0"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         assert proc.stdout is not None
         try:
             while not stop.is_set():
@@ -220,9 +226,16 @@ class FileFollower:
         partial = b""
         # One watcher for the whole follow; it wakes us on a change in the folder (rotation included) or
         # every half second, so `stop` is honoured promptly.
-        changes = watchfiles.watch(self.path.parent, stop_event=stop, yield_on_timeout=True, rust_timeout=500,
-                                   debounce=50, step=20, force_polling=self.force_polling,
-                                   raise_interrupt=False)
+        changes = watchfiles.watch(
+            self.path.parent,
+            stop_event=stop,
+            yield_on_timeout=True,
+            rust_timeout=500,
+            debounce=50,
+            step=20,
+            force_polling=self.force_polling,
+            raise_interrupt=False,
+        )
         try:
             while not stop.is_set():
                 chunk = fh.read()
@@ -274,6 +287,7 @@ def first_readable(readers: list[Any]) -> tuple[Any | None, list[SourceAttempt]]
 
 # --- NVML's Xid event API -----------------------------------------------------------------------------------
 
+
 def _handle_key(handle: Any) -> Any:
     if hasattr(handle, "index"):
         return ("replay", handle.index)
@@ -313,7 +327,9 @@ class NvmlXidListener:
                     h = api.nvmlDeviceGetHandleByIndex(i)
                     api.nvmlDeviceRegisterEvents(h, pynvml.nvmlEventTypeXidCriticalError, self._set)
                     busid = api.nvmlDeviceGetPciInfo(h).busId
-                    self._pci[_handle_key(h)] = normalize_pci(busid.decode() if isinstance(busid, bytes) else busid)
+                    self._pci[_handle_key(h)] = normalize_pci(
+                        busid.decode() if isinstance(busid, bytes) else busid
+                    )
                     registered += 1
                 except pynvml.NVMLError:
                     continue  # not supported on this GPU, or it is lost
@@ -334,11 +350,21 @@ class NvmlXidListener:
             xid = int(data.eventData)
             gi = getattr(data, "gpuInstanceId", 0xFFFFFFFF)
             ci = getattr(data, "computeInstanceId", 0xFFFFFFFF)
-            emit(XidEvent(ts=time.time(), xid=xid, pci=self._pci.get(_handle_key(data.device)), pid=None,
-                          process=None, message="reported by NVML's Xid event API", kind=KIND_XID,
-                          severity=str(severity_of(xid)), source="nvml",
-                          gpu_instance=None if gi == 0xFFFFFFFF else int(gi),
-                          compute_instance=None if ci == 0xFFFFFFFF else int(ci)))
+            emit(
+                XidEvent(
+                    ts=time.time(),
+                    xid=xid,
+                    pci=self._pci.get(_handle_key(data.device)),
+                    pid=None,
+                    process=None,
+                    message="reported by NVML's Xid event API",
+                    kind=KIND_XID,
+                    severity=str(severity_of(xid)),
+                    source="nvml",
+                    gpu_instance=None if gi == 0xFFFFFFFF else int(gi),
+                    compute_instance=None if ci == 0xFFFFFFFF else int(ci),
+                )
+            )
         with contextlib.suppress(Exception):
             api.nvmlEventSetFree(self._set)
         with contextlib.suppress(Exception):
@@ -346,6 +372,7 @@ class NvmlXidListener:
 
 
 # --- de-duplication and the watcher -------------------------------------------------------------------------
+
 
 class Deduper:
     """Drops an event already reported by another source for the same (Xid, GPU) within `window_s`."""
@@ -373,10 +400,17 @@ class XidWatcher:
     Use as a context manager or call start()/stop(). `attempts` says what was tried and why it failed.
     """
 
-    def __init__(self, home: str | Path | None = None, readers: list[Any] | None = None,
-                 nvml_source: Any = None, use_nvml: bool = True, record: bool = True,
-                 from_start: bool = False, dedupe_window_s: float = 30.0,
-                 on_event: Callable[[XidEvent], None] | None = None):
+    def __init__(
+        self,
+        home: str | Path | None = None,
+        readers: list[Any] | None = None,
+        nvml_source: Any = None,
+        use_nvml: bool = True,
+        record: bool = True,
+        from_start: bool = False,
+        dedupe_window_s: float = 30.0,
+        on_event: Callable[[XidEvent], None] | None = None,
+    ):
         self.home = home
         self.readers = default_log_readers() if readers is None else readers
         self.use_nvml = use_nvml
@@ -483,8 +517,10 @@ def _journal_message(line: str) -> str:
 
 # --- one-shot history (for status / check) ------------------------------------------------------------------
 
-def read_kernel_history(readers: list[Any] | None = None, window_s: float = 86400.0
-                        ) -> tuple[list[XidEvent], list[SourceAttempt]]:
+
+def read_kernel_history(
+    readers: list[Any] | None = None, window_s: float = 86400.0
+) -> tuple[list[XidEvent], list[SourceAttempt]]:
     """Parse what the first readable kernel-log source holds now (no following)."""
     reader, attempts = first_readable(default_log_readers() if readers is None else readers)
     if reader is None:
@@ -504,8 +540,12 @@ def read_kernel_history(readers: list[Any] | None = None, window_s: float = 8640
     return events, attempts
 
 
-def gather_events(source: Any = None, home: str | Path | None = None, read_kernel_log: bool = True,
-                  window_s: float = 86400.0) -> list[XidEvent]:
+def gather_events(
+    source: Any = None,
+    home: str | Path | None = None,
+    read_kernel_log: bool = True,
+    window_s: float = 86400.0,
+) -> list[XidEvent]:
     """The Xid events a health verdict should consider.
 
     A replay source brings its own recorded kernel log; otherwise: what cep.db holds for the window plus a

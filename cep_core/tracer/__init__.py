@@ -8,5 +8,12 @@ from cep_core.tracer.api import TraceCaptureError, TracedCall, WorkflowTracer
 from cep_core.tracer.store import TraceRow, TraceStore
 from cep_core.tracer.thresholds import DEFAULT_THRESHOLD, AgentKey
 
-__all__ = ["DEFAULT_THRESHOLD", "AgentKey", "TraceCaptureError", "TraceRow", "TraceStore", "TracedCall",
-           "WorkflowTracer"]
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "AgentKey",
+    "TraceCaptureError",
+    "TraceRow",
+    "TraceStore",
+    "TracedCall",
+    "WorkflowTracer",
+]

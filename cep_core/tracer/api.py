@@ -57,8 +57,14 @@ class TraceCaptureError(CepError):
 class WorkflowTracer:
     """Capture calls into the trace store, export them as training data, and say when an agent is ready."""
 
-    def __init__(self, path: str | Path | None = None, *, strict: bool = False,
-                 redact_patterns: Iterable[PatternSpec] = (), threshold: int = thresholds.DEFAULT_THRESHOLD):
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        strict: bool = False,
+        redact_patterns: Iterable[PatternSpec] = (),
+        threshold: int = thresholds.DEFAULT_THRESHOLD,
+    ):
         from cep_core.state import traces_db_path
 
         self.path = Path(path) if path is not None else traces_db_path()
@@ -98,10 +104,19 @@ class WorkflowTracer:
 
     # -- capture ---------------------------------------------------------------------------------------------
     def capture_call(
-        self, agent_type: str, agent_name: str, model_used: str, system_prompt: str = "", user_query: str = "",
-        assistant_response: str | dict[str, Any] = "", success: bool = True, cost: float | None = None,
-        execution_time: float | None = None, tools: list[dict[str, Any]] | None = None,
-        metadata: dict[str, Any] | None = None, error: str | None = None,
+        self,
+        agent_type: str,
+        agent_name: str,
+        model_used: str,
+        system_prompt: str = "",
+        user_query: str = "",
+        assistant_response: str | dict[str, Any] = "",
+        success: bool = True,
+        cost: float | None = None,
+        execution_time: float | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+        error: str | None = None,
     ) -> str | None:
         """Record one call from its flat fields; returns the trace id, or None when it could not be stored."""
         messages: list[Any] = []
@@ -112,19 +127,47 @@ class WorkflowTracer:
             messages.append({"role": "assistant", **assistant_response})
         else:
             messages.append({"role": "assistant", "content": assistant_response})
-        return self.capture_messages(messages, agent_type=agent_type, agent_name=agent_name, model_used=model_used,
-                                     tools=tools, success=success, cost=cost, execution_time=execution_time,
-                                     metadata=metadata, error=error)
+        return self.capture_messages(
+            messages,
+            agent_type=agent_type,
+            agent_name=agent_name,
+            model_used=model_used,
+            tools=tools,
+            success=success,
+            cost=cost,
+            execution_time=execution_time,
+            metadata=metadata,
+            error=error,
+        )
 
     def capture_messages(
-        self, messages: list[Any], *, agent_type: str, agent_name: str, model_used: str,
-        tools: list[dict[str, Any]] | None = None, success: bool = True, cost: float | None = None,
-        execution_time: float | None = None, metadata: dict[str, Any] | None = None, error: str | None = None,
+        self,
+        messages: list[Any],
+        *,
+        agent_type: str,
+        agent_name: str,
+        model_used: str,
+        tools: list[dict[str, Any]] | None = None,
+        success: bool = True,
+        cost: float | None = None,
+        execution_time: float | None = None,
+        metadata: dict[str, Any] | None = None,
+        error: str | None = None,
     ) -> str | None:
         """Record a whole OpenAI-style conversation (tool calls with JSON-string arguments, tool results)."""
         try:
-            row = self._row(messages, agent_type, agent_name, model_used, tools, success, cost, execution_time,
-                            metadata, error)
+            row = self._row(
+                messages,
+                agent_type,
+                agent_name,
+                model_used,
+                tools,
+                success,
+                cost,
+                execution_time,
+                metadata,
+                error,
+            )
             with self._lock:
                 self._write([row])
             return row.id
@@ -145,10 +188,20 @@ class WorkflowTracer:
                     msgs = [m for m in msgs if m["content"]]
                     msgs.append({"role": "user", "content": call.pop("user_query", "")})
                     msgs.append({"role": "assistant", "content": call.pop("assistant_response", "")})
-                rows.append(self._row(msgs, call.pop("agent_type"), call.pop("agent_name"),
-                                      call.pop("model_used"), call.pop("tools", None), call.pop("success", True),
-                                      call.pop("cost", None), call.pop("execution_time", None),
-                                      call.pop("metadata", None), call.pop("error", None)))
+                rows.append(
+                    self._row(
+                        msgs,
+                        call.pop("agent_type"),
+                        call.pop("agent_name"),
+                        call.pop("model_used"),
+                        call.pop("tools", None),
+                        call.pop("success", True),
+                        call.pop("cost", None),
+                        call.pop("execution_time", None),
+                        call.pop("metadata", None),
+                        call.pop("error", None),
+                    )
+                )
             with self._lock:
                 self._write(rows)
             return [r.id for r in rows]
@@ -156,16 +209,34 @@ class WorkflowTracer:
             self._failed(exc, "batch")
             return []
 
-    def trace(self, agent_type: str, agent_name: str, model_used: str, *, system_prompt: str = "",
-              user_query: str = "", messages: list[Any] | None = None,
-              tools: list[dict[str, Any]] | None = None, metadata: dict[str, Any] | None = None) -> TracedCall:
+    def trace(
+        self,
+        agent_type: str,
+        agent_name: str,
+        model_used: str,
+        *,
+        system_prompt: str = "",
+        user_query: str = "",
+        messages: list[Any] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> TracedCall:
         """A context manager (and decorator) that times a call and records it, failures included.
 
         ``with tracer.trace("planner", "main", "gpt-4", user_query=q) as call: call.response = llm(q)``.
         An exception inside is recorded (success false, its type and message, redacted) and re-raised unchanged.
         """
-        return TracedCall(self, agent_type, agent_name, model_used, system_prompt=system_prompt,
-                          user_query=user_query, messages=messages, tools=tools, metadata=metadata)
+        return TracedCall(
+            self,
+            agent_type,
+            agent_name,
+            model_used,
+            system_prompt=system_prompt,
+            user_query=user_query,
+            messages=messages,
+            tools=tools,
+            metadata=metadata,
+        )
 
     # -- reading -----------------------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
@@ -180,8 +251,9 @@ class WorkflowTracer:
             return any(p.key == key and p.ready for p in progress)
         return [p for p in progress if p.ready]
 
-    def generate_training_dataset(self, agent: str | None = None, out_dir: str | Path | None = None,
-                                  **filters: Any) -> Path:
+    def generate_training_dataset(
+        self, agent: str | None = None, out_dir: str | Path | None = None, **filters: Any
+    ) -> Path:
         """Export successful calls as Hermes JSONL; returns the train file (holdout and manifest beside it)."""
         from cep_core.tracer.export import default_export_dir, export_dataset
 
@@ -191,17 +263,42 @@ class WorkflowTracer:
         return result.train_path
 
     # -- internals ---------------------------------------------------------------------------------------------
-    def _row(self, messages: Any, agent_type: str, agent_name: str, model: str, tools: Any, success: bool,
-             cost: Any, execution_time: Any, metadata: Any, error: Any) -> TraceRow:
+    def _row(
+        self,
+        messages: Any,
+        agent_type: str,
+        agent_name: str,
+        model: str,
+        tools: Any,
+        success: bool,
+        cost: Any,
+        execution_time: Any,
+        metadata: Any,
+        error: Any,
+    ) -> TraceRow:
         warnings: list[str] = []
         norm = normalize_messages(messages, warnings)
-        return build_row(agent_type=agent_type, agent_name=agent_name, model=model, messages=norm, tools=tools,
-                         success=success, cost=cost, execution_time=execution_time, error=error,
-                         metadata=metadata, redactor=self.redactor, warnings=warnings)
+        return build_row(
+            agent_type=agent_type,
+            agent_name=agent_name,
+            model=model,
+            messages=norm,
+            tools=tools,
+            success=success,
+            cost=cost,
+            execution_time=execution_time,
+            error=error,
+            metadata=metadata,
+            redactor=self.redactor,
+            warnings=warnings,
+        )
 
     def _write(self, rows: list[TraceRow]) -> None:
-        if self._store is None and time.monotonic() - self._open_failed_at < REOPEN_AFTER_S \
-                and self._open_failed_at:
+        if (
+            self._store is None
+            and time.monotonic() - self._open_failed_at < REOPEN_AFTER_S
+            and self._open_failed_at
+        ):
             raise OSError("the trace store could not be opened recently; not retrying yet")
         try:
             store = self.store
@@ -234,9 +331,19 @@ class WorkflowTracer:
 class TracedCall:
     """One timed call: set `.response` (or `.messages`, `.cost`, `.success`, `.metadata`) inside the block."""
 
-    def __init__(self, tracer: WorkflowTracer, agent_type: str, agent_name: str, model_used: str, *,
-                 system_prompt: str = "", user_query: str = "", messages: list[Any] | None = None,
-                 tools: list[dict[str, Any]] | None = None, metadata: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        tracer: WorkflowTracer,
+        agent_type: str,
+        agent_name: str,
+        model_used: str,
+        *,
+        system_prompt: str = "",
+        user_query: str = "",
+        messages: list[Any] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ):
         self.tracer = tracer
         self.agent_type, self.agent_name, self.model_used = agent_type, agent_name, model_used
         self.system_prompt, self.user_query = system_prompt, user_query
@@ -283,9 +390,17 @@ class TracedCall:
         elif response is not None:
             messages.append({"role": "assistant", "content": str(response)})
         self.trace_id = self.tracer.capture_messages(
-            messages, agent_type=self.agent_type, agent_name=self.agent_name, model_used=self.model_used,
-            tools=self.tools, success=success, cost=self.cost, execution_time=elapsed,
-            metadata=self.metadata, error=error)
+            messages,
+            agent_type=self.agent_type,
+            agent_name=self.agent_name,
+            model_used=self.model_used,
+            tools=self.tools,
+            success=success,
+            cost=self.cost,
+            execution_time=elapsed,
+            metadata=self.metadata,
+            error=error,
+        )
 
     def __call__(self, fn: F) -> F:
         """As a decorator: each call is traced; the return value is the response (text, message or messages).
@@ -295,10 +410,17 @@ class TracedCall:
         template = self
 
         def start(args: tuple[Any, ...], kwargs: dict[str, Any]) -> TracedCall:
-            call = TracedCall(template.tracer, template.agent_type, template.agent_name, template.model_used,
-                              system_prompt=template.system_prompt, tools=template.tools,
-                              metadata=template.metadata, messages=template.messages,
-                              user_query=template.user_query)
+            call = TracedCall(
+                template.tracer,
+                template.agent_type,
+                template.agent_name,
+                template.model_used,
+                system_prompt=template.system_prompt,
+                tools=template.tools,
+                metadata=template.metadata,
+                messages=template.messages,
+                user_query=template.user_query,
+            )
             msgs = kwargs.get("messages")
             if msgs is None:
                 msgs = next((a for a in args if isinstance(a, list)), None)
@@ -309,11 +431,13 @@ class TracedCall:
             return call
 
         if inspect.iscoroutinefunction(fn):
+
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 with start(args, kwargs) as call:
                     call.response = await fn(*args, **kwargs)
                     return call.response
+
             return async_wrapper  # type: ignore[return-value]
 
         @functools.wraps(fn)
@@ -321,6 +445,5 @@ class TracedCall:
             with start(args, kwargs) as call:
                 call.response = fn(*args, **kwargs)
                 return call.response
+
         return wrapper  # type: ignore[return-value]
-
-

@@ -89,8 +89,10 @@ def normalize_messages(messages: Any, warnings: list[str]) -> list[dict[str, Any
             role = "user"
         if role == "developer":
             role = "system"
-        norm: dict[str, Any] = {"role": "tool" if role == "function" else role,
-                                "content": content_text(msg.get("content"))}
+        norm: dict[str, Any] = {
+            "role": "tool" if role == "function" else role,
+            "content": content_text(msg.get("content")),
+        }
         if role == "assistant":
             raw_calls = msg.get("tool_calls") or []
             if isinstance(raw_calls, dict):
@@ -131,9 +133,20 @@ def summary_fields(messages: list[dict[str, Any]]) -> tuple[str, str, str]:
 
 
 def build_row(
-    *, agent_type: str, agent_name: str, model: str, messages: list[dict[str, Any]],
-    tools: Any, success: bool, cost: float | None, execution_time: float | None, error: str | None,
-    metadata: Any, redactor: Redactor, warnings: list[str], now: float | None = None,
+    *,
+    agent_type: str,
+    agent_name: str,
+    model: str,
+    messages: list[dict[str, Any]],
+    tools: Any,
+    success: bool,
+    cost: float | None,
+    execution_time: float | None,
+    error: str | None,
+    metadata: Any,
+    redactor: Redactor,
+    warnings: list[str],
+    now: float | None = None,
 ) -> TraceRow:
     """Redact every text field and assemble the row to store."""
     now = time.time() if now is None else now
@@ -161,10 +174,22 @@ def build_row(
         total += n
     system, user, answer = summary_fields(messages)
     return TraceRow(
-        id=new_id(), ts=now, agent_type=labels[0] or "unknown", agent_name=labels[1] or "default",
-        model=labels[2] or "unknown", system_prompt=system, user_query=user, response=answer, messages=messages,
-        tools=tools_list, success=bool(success), cost=_num(cost), execution_time=_num(execution_time), error=err,
-        metadata=meta, redactions=total,
+        id=new_id(),
+        ts=now,
+        agent_type=labels[0] or "unknown",
+        agent_name=labels[1] or "default",
+        model=labels[2] or "unknown",
+        system_prompt=system,
+        user_query=user,
+        response=answer,
+        messages=messages,
+        tools=tools_list,
+        success=bool(success),
+        cost=_num(cost),
+        execution_time=_num(execution_time),
+        error=err,
+        metadata=meta,
+        redactions=total,
     )
 
 

@@ -52,10 +52,17 @@ class ExportResult:
         return self.train + self.holdout
 
     def to_dict(self) -> dict[str, Any]:
-        return {"train_path": str(self.train_path), "holdout_path": str(self.holdout_path),
-                "manifest_path": str(self.manifest_path), "train": self.train, "holdout": self.holdout,
-                "duplicates": self.duplicates, "redactions": self.redactions, "skipped": self.skipped,
-                "last_ids": {str(k): v for k, v in self.last_ids.items()}}
+        return {
+            "train_path": str(self.train_path),
+            "holdout_path": str(self.holdout_path),
+            "manifest_path": str(self.manifest_path),
+            "train": self.train,
+            "holdout": self.holdout,
+            "duplicates": self.duplicates,
+            "redactions": self.redactions,
+            "skipped": self.skipped,
+            "last_ids": {str(k): v for k, v in self.last_ids.items()},
+        }
 
 
 def default_export_dir(agent: AgentKey | None = None) -> Path:
@@ -79,8 +86,11 @@ def _tool_value(message: dict[str, Any], names: dict[str, str]) -> str:
     with contextlib.suppress(ValueError, TypeError):
         content = json.loads(content)
     name = message.get("name") or names.get(message.get("tool_call_id", ""), "")
-    return "<tool_response>\n" + json.dumps({"name": name, "content": content}, ensure_ascii=False) + \
-        "\n</tool_response>"
+    return (
+        "<tool_response>\n"
+        + json.dumps({"name": name, "content": content}, ensure_ascii=False)
+        + "\n</tool_response>"
+    )
 
 
 def to_conversations(row: TraceRow) -> tuple[list[dict[str, str]] | None, str | None]:
@@ -127,9 +137,17 @@ def in_holdout(digest: str, fraction: float) -> bool:
 
 
 def export_dataset(
-    store: TraceStore, out_dir: str | Path, *, agent: AgentKey | None = None, model: str | None = None,
-    since: float | None = None, until: float | None = None, success: bool | None = True,
-    holdout_fraction: float = 0.1, record: bool = True, redactor: Redactor | None = None,
+    store: TraceStore,
+    out_dir: str | Path,
+    *,
+    agent: AgentKey | None = None,
+    model: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    success: bool | None = True,
+    holdout_fraction: float = 0.1,
+    record: bool = True,
+    redactor: Redactor | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> ExportResult:
     """Write train.jsonl, holdout.jsonl and manifest.json under `out_dir`; record watermarks per agent."""
@@ -140,9 +158,14 @@ def export_dataset(
     redactor = redactor or Redactor()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    where = TraceFilter(agent_type=agent.agent_type if agent else None,
-                        agent_name=agent.agent_name if agent else None,
-                        model=model, success=success, since=since, until=until)
+    where = TraceFilter(
+        agent_type=agent.agent_type if agent else None,
+        agent_name=agent.agent_name if agent else None,
+        model=model,
+        success=success,
+        since=since,
+        until=until,
+    )
     clauses, params = where.where("traces")
     cond = " AND ".join(clauses) if clauses else "1"
     total = store.conn.execute(f"SELECT count(*) FROM traces WHERE {cond}", params).fetchone()[0]
@@ -152,7 +175,10 @@ def export_dataset(
     done = 0
     tmp_train = result.train_path.with_suffix(".jsonl.tmp")
     tmp_holdout = result.holdout_path.with_suffix(".jsonl.tmp")
-    with open(tmp_train, "w", encoding="utf-8") as train_f, open(tmp_holdout, "w", encoding="utf-8") as hold_f:
+    with (
+        open(tmp_train, "w", encoding="utf-8") as train_f,
+        open(tmp_holdout, "w", encoding="utf-8") as hold_f,
+    ):
         after = ""
         while True:
             rows = store.conn.execute(
@@ -178,8 +204,14 @@ def export_dataset(
                     result.duplicates += 1
                     continue
                 seen.add(key)
-                record_line = {"id": row.id, "conversations": turns, "agent": row.agent, "model": row.model,
-                               "source": "trace", "content_hash": digest}
+                record_line = {
+                    "id": row.id,
+                    "conversations": turns,
+                    "agent": row.agent,
+                    "model": row.model,
+                    "source": "trace",
+                    "content_hash": digest,
+                }
                 line = json.dumps(record_line, ensure_ascii=False) + "\n"
                 if in_holdout(digest, holdout_fraction):
                     hold_f.write(line)
@@ -193,10 +225,18 @@ def export_dataset(
     os.replace(tmp_holdout, result.holdout_path)
     result.skipped = dict(skipped)
     manifest = result.to_dict() | {
-        "created_at": time.time(), "store": str(store.path), "holdout_fraction": holdout_fraction,
-        "filters": {"agent": str(agent) if agent else None, "model": model, "since": since, "until": until,
-                    "success": success},
-        "format": "hermes-conversations", "tool_call_format": "target",
+        "created_at": time.time(),
+        "store": str(store.path),
+        "holdout_fraction": holdout_fraction,
+        "filters": {
+            "agent": str(agent) if agent else None,
+            "model": model,
+            "since": since,
+            "until": until,
+            "success": success,
+        },
+        "format": "hermes-conversations",
+        "tool_call_format": "target",
     }
     result.manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     if record:

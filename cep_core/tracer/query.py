@@ -38,8 +38,11 @@ class TraceFilter:
     def where(self, alias: str = "t") -> tuple[list[str], list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
-        for column, value in (("agent_type", self.agent_type), ("agent_name", self.agent_name),
-                              ("model", self.model)):
+        for column, value in (
+            ("agent_type", self.agent_type),
+            ("agent_name", self.agent_name),
+            ("model", self.model),
+        ):
             if value is not None:
                 clauses.append(f"{alias}.{column} = ?")
                 params.append(value)
@@ -71,10 +74,19 @@ class TraceSummary:
 
     @classmethod
     def from_db(cls, row: sqlite3.Row) -> TraceSummary:
-        return cls(id=row["id"], ts=row["ts"], agent=f"{row['agent_type']}/{row['agent_name']}", model=row["model"],
-                   success=bool(row["success"]), cost=row["cost"], execution_time=row["execution_time"],
-                   redactions=row["redactions"], query_preview=row["query_preview"] or "",
-                   response_preview=row["response_preview"] or "", error=row["error"])
+        return cls(
+            id=row["id"],
+            ts=row["ts"],
+            agent=f"{row['agent_type']}/{row['agent_name']}",
+            model=row["model"],
+            success=bool(row["success"]),
+            cost=row["cost"],
+            execution_time=row["execution_time"],
+            redactions=row["redactions"],
+            query_preview=row["query_preview"] or "",
+            response_preview=row["response_preview"] or "",
+            error=row["error"],
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -89,8 +101,13 @@ class Page:
         return {"rows": [r.to_dict() for r in self.rows], "next_before_id": self.next_before_id}
 
 
-def page(store: TraceStore, *, before_id: str | None = None, limit: int = DEFAULT_LIMIT,
-         where: TraceFilter | None = None) -> Page:
+def page(
+    store: TraceStore,
+    *,
+    before_id: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    where: TraceFilter | None = None,
+) -> Page:
     """The newest traces older than `before_id` that pass `where`, newest first."""
     clauses, params = (where or TraceFilter()).where()
     if before_id is not None:
@@ -113,8 +130,15 @@ def fts_query(text: str) -> str:
 FILTER_FIRST_MAX = 5_000  # a filter passing fewer rows is walked, checking each against the index
 
 
-def search(store: TraceStore, text: str, *, before_id: str | None = None, limit: int = DEFAULT_LIMIT,
-           where: TraceFilter | None = None, raw: bool = False) -> Page:
+def search(
+    store: TraceStore,
+    text: str,
+    *,
+    before_id: str | None = None,
+    limit: int = DEFAULT_LIMIT,
+    where: TraceFilter | None = None,
+    raw: bool = False,
+) -> Page:
     """Traces whose user query, response or error hold every word of `text`, newest stored first.
 
     With `raw=True`, `text` is passed to FTS5 as a query (phrases, OR, NEAR, prefix*). With a selective filter
@@ -128,8 +152,10 @@ def search(store: TraceStore, text: str, *, before_id: str | None = None, limit:
     filter_first = False
     if clauses:
         cond = " AND ".join(clauses)
-        passing = store.conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM traces t WHERE {cond} LIMIT ?)",
-                                     [*params, FILTER_FIRST_MAX + 1]).fetchone()[0]
+        passing = store.conn.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM traces t WHERE {cond} LIMIT ?)",
+            [*params, FILTER_FIRST_MAX + 1],
+        ).fetchone()[0]
         filter_first = passing <= FILTER_FIRST_MAX
     if before_id is not None:
         found = store.conn.execute("SELECT rowid FROM traces WHERE id = ?", (before_id,)).fetchone()
@@ -138,13 +164,17 @@ def search(store: TraceStore, text: str, *, before_id: str | None = None, limit:
         clauses.append("t.rowid < ?")
         params.append(found[0])
     if filter_first:
-        sql = (f"SELECT {_SUMMARY_COLUMNS} FROM traces t WHERE {' AND '.join(clauses)} AND EXISTS "
-               "(SELECT 1 FROM traces_fts f WHERE traces_fts MATCH ? AND f.rowid = t.rowid) "
-               "ORDER BY +t.rowid DESC LIMIT ?")  # "+": sort the few rows, never walk the table
+        sql = (
+            f"SELECT {_SUMMARY_COLUMNS} FROM traces t WHERE {' AND '.join(clauses)} AND EXISTS "
+            "(SELECT 1 FROM traces_fts f WHERE traces_fts MATCH ? AND f.rowid = t.rowid) "
+            "ORDER BY +t.rowid DESC LIMIT ?"
+        )  # "+": sort the few rows, never walk the table
         args = [*params, match, limit + 1]
     else:
-        sql = (f"SELECT {_SUMMARY_COLUMNS} FROM traces_fts f JOIN traces t ON t.rowid = f.rowid "
-               "WHERE traces_fts MATCH ?")
+        sql = (
+            f"SELECT {_SUMMARY_COLUMNS} FROM traces_fts f JOIN traces t ON t.rowid = f.rowid "
+            "WHERE traces_fts MATCH ?"
+        )
         sql += "".join(f" AND {c}" for c in clauses)
         sql += " ORDER BY f.rowid DESC LIMIT ?"
         args = [match, *params, limit + 1]
@@ -170,8 +200,9 @@ def get(store: TraceStore, trace_id: str) -> TraceRow | None:
     row = store.conn.execute("SELECT * FROM traces WHERE id = ?", (trace_id.upper(),)).fetchone()
     if row is None and len(trace_id) >= 8:
         prefix = trace_id.upper()
-        found = store.conn.execute("SELECT * FROM traces WHERE id >= ? AND id < ? LIMIT 2",
-                                   (prefix, prefix + "\x7f")).fetchall()
+        found = store.conn.execute(
+            "SELECT * FROM traces WHERE id >= ? AND id < ? LIMIT 2", (prefix, prefix + "\x7f")
+        ).fetchall()
         row = found[0] if len(found) == 1 else None
     return TraceRow.from_db(row) if row is not None else None
 
@@ -200,28 +231,54 @@ def group_stats(store: TraceStore, where: TraceFilter | None = None) -> list[Gro
     """
     clauses, params = (where or TraceFilter()).where()
     cond = (" WHERE " + " AND ".join(clauses)) if clauses else ""
-    sql = (f"SELECT t.agent_type, t.agent_name, t.model, count(*), sum(t.success), total(t.cost), avg(t.cost), "
-           f"avg(t.execution_time), count(t.execution_time) FROM traces t{cond} "
-           "GROUP BY t.agent_type, t.agent_name, t.model ORDER BY t.agent_type, t.agent_name, t.model")
+    sql = (
+        f"SELECT t.agent_type, t.agent_name, t.model, count(*), sum(t.success), total(t.cost), avg(t.cost), "
+        f"avg(t.execution_time), count(t.execution_time) FROM traces t{cond} "
+        "GROUP BY t.agent_type, t.agent_name, t.model ORDER BY t.agent_type, t.agent_name, t.model"
+    )
     extra = "".join(f" AND {c}" for c in clauses)
-    p95_sql = ("SELECT t.execution_time FROM traces t WHERE t.agent_type = ? AND t.agent_name = ? AND t.model = ? "
-               f"AND t.execution_time IS NOT NULL{extra} ORDER BY t.execution_time LIMIT 1 OFFSET ?")
+    p95_sql = (
+        "SELECT t.execution_time FROM traces t WHERE t.agent_type = ? AND t.agent_name = ? AND t.model = ? "
+        f"AND t.execution_time IS NOT NULL{extra} ORDER BY t.execution_time LIMIT 1 OFFSET ?"
+    )
     out = []
-    for agent_type, agent_name, model, calls, successes, total_cost, mean_cost, mean_time, timed in \
-            store.conn.execute(sql, params).fetchall():
+    for (
+        agent_type,
+        agent_name,
+        model,
+        calls,
+        successes,
+        total_cost,
+        mean_cost,
+        mean_time,
+        timed,
+    ) in store.conn.execute(sql, params).fetchall():
         p95 = None
         if timed:
             # Nearest rank: the ceil(0.95 n)-th smallest time, ceil done in integers.
             rank = (95 * timed + 99) // 100
-            p95 = store.conn.execute(p95_sql, [agent_type, agent_name, model, *params, rank - 1]).fetchone()[0]
-        out.append(GroupStats(agent=f"{agent_type}/{agent_name}", model=model, calls=calls,
-                              successes=successes or 0, success_rate=(successes or 0) / calls,
-                              total_cost=total_cost, mean_cost=mean_cost, mean_time=mean_time, p95_time=p95))
+            p95 = store.conn.execute(p95_sql, [agent_type, agent_name, model, *params, rank - 1]).fetchone()[
+                0
+            ]
+        out.append(
+            GroupStats(
+                agent=f"{agent_type}/{agent_name}",
+                model=model,
+                calls=calls,
+                successes=successes or 0,
+                success_rate=(successes or 0) / calls,
+                total_cost=total_cost,
+                mean_cost=mean_cost,
+                mean_time=mean_time,
+                p95_time=p95,
+            )
+        )
     return out
 
 
-def stats(store: TraceStore, *, threshold: int = thresholds.DEFAULT_THRESHOLD,
-          where: TraceFilter | None = None) -> dict[str, Any]:
+def stats(
+    store: TraceStore, *, threshold: int = thresholds.DEFAULT_THRESHOLD, where: TraceFilter | None = None
+) -> dict[str, Any]:
     """Everything `cep traces stats` shows: per-group figures and per-agent progress to the threshold."""
     return {
         "groups": [g.to_dict() for g in group_stats(store, where)],

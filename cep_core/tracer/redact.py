@@ -19,17 +19,23 @@ PatternSpec = str | re.Pattern[str] | tuple[str, str | re.Pattern[str]]
 # Token prefixes must not follow a letter or digit ("task-management-…" is no key) but may follow `_`
 # (`MY_KEY_sk-…`). A pattern with a group named `secret` redacts only that group, keeping the context (a header name).
 BUILTIN_PATTERNS: list[tuple[str, str]] = [
-    ("private_key",
-     r"-----BEGIN (?P<label>[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?)-----(?:.*?-----END (?P=label)-----|.*\Z)"),
+    (
+        "private_key",
+        r"-----BEGIN (?P<label>[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?)-----(?:.*?-----END (?P=label)-----|.*\Z)",
+    ),
     ("anthropic_key", r"(?<![A-Za-z0-9])sk-ant-[A-Za-z0-9_\-]{20,}"),
     ("openai_key", r"(?<![A-Za-z0-9])sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_\-]{20,}"),
     ("huggingface_token", r"(?<![A-Za-z0-9])hf_[A-Za-z0-9]{30,}"),
     ("github_token", r"(?<![A-Za-z0-9])(?:github_pat_[A-Za-z0-9_]{22,}|gh[pousr]_[A-Za-z0-9]{36,})"),
     ("aws_access_key_id", r"\b(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA)[0-9A-Z]{16}\b"),
-    ("aws_secret_access_key",
-     r"(?i:aws_?secret_?(?:access_?)?key|secret_?access_?key)[\"']?\s*[:=]\s*[\"']?(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])"),
-    ("authorization_header",
-     r"(?i:\b(?:proxy-)?authorization)[\"']?\s*[:=]\s*[\"']?(?i:bearer|basic|token|digest)\s+(?P<secret>[A-Za-z0-9._~+/\-]+=*)"),
+    (
+        "aws_secret_access_key",
+        r"(?i:aws_?secret_?(?:access_?)?key|secret_?access_?key)[\"']?\s*[:=]\s*[\"']?(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])",
+    ),
+    (
+        "authorization_header",
+        r"(?i:\b(?:proxy-)?authorization)[\"']?\s*[:=]\s*[\"']?(?i:bearer|basic|token|digest)\s+(?P<secret>[A-Za-z0-9._~+/\-]+=*)",
+    ),
     ("bearer_token", r"(?i:\bbearer)\s+(?P<secret>[A-Za-z0-9._~+/\-]{20,}=*)"),
 ]
 
@@ -67,8 +73,9 @@ class Redactor:
     patterns: list[tuple[str, re.Pattern[str]]] = field(init=False)
 
     def __post_init__(self) -> None:
-        self._builtin = [(kind, re.compile(p, re.DOTALL), _TRIGGERS[kind], _replacer(kind))
-                         for kind, p in BUILTIN_PATTERNS]
+        self._builtin = [
+            (kind, re.compile(p, re.DOTALL), _TRIGGERS[kind], _replacer(kind)) for kind, p in BUILTIN_PATTERNS
+        ]
         self._custom: list[tuple[str, re.Pattern[str], Callable[[re.Match[str]], str]]] = []
         self.patterns = [(kind, pattern) for kind, pattern, _, _ in self._builtin]
         for i, spec in enumerate(self.extra):
@@ -129,7 +136,7 @@ def _replacer(kind: str):
             start, end = match.span("secret")
             whole_start = match.start()
             text = match.group(0)
-            return text[: start - whole_start] + marker + text[end - whole_start:]
+            return text[: start - whole_start] + marker + text[end - whole_start :]
         return marker
 
     return replace

@@ -36,14 +36,20 @@ class RetrainResult:
     agent: AgentKey
     export: ExportResult
     config_path: Path
-    command: str                # what to run to start training
-    status: str                 # exported | launched | launch_failed
+    command: str  # what to run to start training
+    status: str  # exported | launched | launch_failed
     launch_ref: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"trigger_id": self.trigger_id, "agent": str(self.agent), "config_path": str(self.config_path),
-                "command": self.command, "status": self.status, "launch_ref": self.launch_ref,
-                "export": self.export.to_dict()}
+        return {
+            "trigger_id": self.trigger_id,
+            "agent": str(self.agent),
+            "config_path": str(self.config_path),
+            "command": self.command,
+            "status": self.status,
+            "launch_ref": self.launch_ref,
+            "export": self.export.to_dict(),
+        }
 
 
 def default_template() -> str:
@@ -60,7 +66,9 @@ def render_config(template: str, values: dict[str, Any], source: str = "template
     try:
         text = string.Template(template).substitute(quoted)
     except (KeyError, ValueError) as exc:
-        raise InputError(f"unknown or malformed placeholder {exc} in the config template", path=source) from None
+        raise InputError(
+            f"unknown or malformed placeholder {exc} in the config template", path=source
+        ) from None
     try:
         tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -69,9 +77,16 @@ def render_config(template: str, values: dict[str, Any], source: str = "template
 
 
 def prepare_retrain(
-    store: TraceStore, agent: AgentKey, *, out_dir: str | Path | None = None, model: str = DEFAULT_MODEL,
-    threshold: int = DEFAULT_THRESHOLD, force: bool = False, template_path: str | Path | None = None,
-    launch: Launcher | None = None, redactor: Redactor | None = None,
+    store: TraceStore,
+    agent: AgentKey,
+    *,
+    out_dir: str | Path | None = None,
+    model: str = DEFAULT_MODEL,
+    threshold: int = DEFAULT_THRESHOLD,
+    force: bool = False,
+    template_path: str | Path | None = None,
+    launch: Launcher | None = None,
+    redactor: Redactor | None = None,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> RetrainResult:
     """Export the agent's successful traces, write its run config, record the trigger, launch if given how."""
@@ -79,22 +94,39 @@ def prepare_retrain(
     if state is None:
         raise InputError(f"no traces for agent {agent}", path=store.path)
     if not state.ready and not force:
-        raise InputError(f"agent {agent} has {state.new_examples} new successful example(s) since its last export; "
-                         f"the threshold is {threshold} (use --force to retrain anyway)")
+        raise InputError(
+            f"agent {agent} has {state.new_examples} new successful example(s) since its last export; "
+            f"the threshold is {threshold} (use --force to retrain anyway)"
+        )
     template = Path(template_path).read_text(encoding="utf-8") if template_path else default_template()
     trigger_id = new_id()
-    out = Path(out_dir) if out_dir else resolve_home() / "retrain" / f"{agent.agent_type}-{agent.agent_name}-{trigger_id}"
+    out = (
+        Path(out_dir)
+        if out_dir
+        else resolve_home() / "retrain" / f"{agent.agent_type}-{agent.agent_name}-{trigger_id}"
+    )
     export = export_dataset(store, out / "data", agent=agent, redactor=redactor, on_progress=on_progress)
     if export.train == 0:
-        raise InputError(f"agent {agent} has no exportable successful traces (skipped: {export.skipped or 'none'})",
-                         path=store.path)
+        raise InputError(
+            f"agent {agent} has no exportable successful traces (skipped: {export.skipped or 'none'})",
+            path=store.path,
+        )
     config_path = out / "run.toml"
-    values = {"agent": str(agent), "name": f"retrain-{agent.agent_type}-{agent.agent_name}",
-              "created": time.strftime("%Y-%m-%d %H:%M:%S"), "config_path": str(config_path.resolve()),
-              "model": model, "train_path": str(export.train_path.resolve()),
-              "holdout_path": str(export.holdout_path.resolve()), "store": str(store.path.resolve()),
-              "examples": export.examples, "last_id": export.last_ids.get(agent, "")}
-    config_path.write_text(render_config(template, values, str(template_path or "retrain.toml")), encoding="utf-8")
+    values = {
+        "agent": str(agent),
+        "name": f"retrain-{agent.agent_type}-{agent.agent_name}",
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "config_path": str(config_path.resolve()),
+        "model": model,
+        "train_path": str(export.train_path.resolve()),
+        "holdout_path": str(export.holdout_path.resolve()),
+        "store": str(store.path.resolve()),
+        "examples": export.examples,
+        "last_id": export.last_ids.get(agent, ""),
+    }
+    config_path.write_text(
+        render_config(template, values, str(template_path or "retrain.toml")), encoding="utf-8"
+    )
     command = f"cep train {shlex.quote(str(config_path))}"
     status, ref = "exported", None
     if launch is not None:
@@ -108,13 +140,30 @@ def prepare_retrain(
     return RetrainResult(trigger_id, agent, export, config_path, command, status, ref)
 
 
-def _record(store: TraceStore, trigger_id: str, agent: AgentKey, export: ExportResult, config: Path, status: str,
-            ref: str | None) -> None:
+def _record(
+    store: TraceStore,
+    trigger_id: str,
+    agent: AgentKey,
+    export: ExportResult,
+    config: Path,
+    status: str,
+    ref: str | None,
+) -> None:
     store.conn.execute(
         "INSERT INTO retrain_triggers (id, ts, agent_type, agent_name, examples, dataset, config, status, launch_ref)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (trigger_id, time.time(), agent.agent_type, agent.agent_name, export.examples, str(export.train_path),
-         str(config), status, ref))
+        (
+            trigger_id,
+            time.time(),
+            agent.agent_type,
+            agent.agent_name,
+            export.examples,
+            str(export.train_path),
+            str(config),
+            status,
+            ref,
+        ),
+    )
 
 
 def triggers(store: TraceStore, agent: AgentKey | None = None) -> list[dict[str, Any]]:

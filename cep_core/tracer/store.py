@@ -27,8 +27,22 @@ from cep_core.state import traces_db_path
 TRACE_MIGRATIONS = Migrations("traces")
 
 TRACE_COLUMNS = (
-    "id", "ts", "agent_type", "agent_name", "model", "system_prompt", "user_query", "response",
-    "messages", "tools", "success", "cost", "execution_time", "error", "metadata", "redactions",
+    "id",
+    "ts",
+    "agent_type",
+    "agent_name",
+    "model",
+    "system_prompt",
+    "user_query",
+    "response",
+    "messages",
+    "tools",
+    "success",
+    "cost",
+    "execution_time",
+    "error",
+    "metadata",
+    "redactions",
 )
 # Retries on top of SQLite's own busy timeout, for the rare SQLITE_BUSY that skips the busy handler
 # (a journal-mode change racing another process's first open).
@@ -112,7 +126,9 @@ def m002_exports_and_triggers(db: sqlite_utils.Database) -> None:
 def m003_stats_index(db: sqlite_utils.Database) -> None:
     # Covers `cep traces stats`: groups read in index order (no sort, no table scan), and each group's times
     # come out already ordered for the 95th percentile.
-    db.execute("CREATE INDEX idx_traces_stats ON traces (agent_type, agent_name, model, execution_time, success, cost)")
+    db.execute(
+        "CREATE INDEX idx_traces_stats ON traces (agent_type, agent_name, model, execution_time, success, cost)"
+    )
 
 
 @dataclass(slots=True)
@@ -142,20 +158,44 @@ class TraceRow:
 
     def as_params(self) -> tuple[Any, ...]:
         return (
-            self.id, self.ts, self.agent_type, self.agent_name, self.model, self.system_prompt,
-            self.user_query, self.response, _dumps(self.messages), _dumps(self.tools), int(bool(self.success)),
-            self.cost, self.execution_time, self.error, _dumps(self.metadata), self.redactions,
+            self.id,
+            self.ts,
+            self.agent_type,
+            self.agent_name,
+            self.model,
+            self.system_prompt,
+            self.user_query,
+            self.response,
+            _dumps(self.messages),
+            _dumps(self.tools),
+            int(bool(self.success)),
+            self.cost,
+            self.execution_time,
+            self.error,
+            _dumps(self.metadata),
+            self.redactions,
         )
 
     @classmethod
     def from_db(cls, row: sqlite3.Row | dict[str, Any]) -> TraceRow:
         d = dict(row)
         return cls(
-            id=d["id"], ts=d["ts"], agent_type=d["agent_type"], agent_name=d["agent_name"], model=d["model"],
-            system_prompt=d["system_prompt"], user_query=d["user_query"], response=d["response"],
-            messages=_loads(d["messages"], []), tools=_loads(d["tools"], []), success=bool(d["success"]),
-            cost=d["cost"], execution_time=d["execution_time"], error=d["error"],
-            metadata=_loads(d["metadata"], {}), redactions=d["redactions"],
+            id=d["id"],
+            ts=d["ts"],
+            agent_type=d["agent_type"],
+            agent_name=d["agent_name"],
+            model=d["model"],
+            system_prompt=d["system_prompt"],
+            user_query=d["user_query"],
+            response=d["response"],
+            messages=_loads(d["messages"], []),
+            tools=_loads(d["tools"], []),
+            success=bool(d["success"]),
+            cost=d["cost"],
+            execution_time=d["execution_time"],
+            error=d["error"],
+            metadata=_loads(d["metadata"], {}),
+            redactions=d["redactions"],
         )
 
     def to_dict(self) -> dict[str, Any]:

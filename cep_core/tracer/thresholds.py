@@ -28,7 +28,7 @@ class AgentKey:
 @dataclass(slots=True)
 class AgentProgress:
     key: AgentKey
-    new_examples: int        # successful traces newer than the watermark
+    new_examples: int  # successful traces newer than the watermark
     total_successful: int
     threshold: int
     last_export_id: str | None
@@ -71,8 +71,10 @@ def resolve_agent(store: TraceStore, text: str) -> AgentKey:
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
-            raise InputError(f"agent {text!r} is ambiguous: " + ", ".join(map(str, matches)) + "; write TYPE/NAME",
-                             path=store.path)
+            raise InputError(
+                f"agent {text!r} is ambiguous: " + ", ".join(map(str, matches)) + "; write TYPE/NAME",
+                path=store.path,
+            )
     listing = ", ".join(map(str, agents)) or "none yet"
     raise InputError(f"no traces for agent {text!r} (agents: {listing})", path=store.path)
 
@@ -81,20 +83,24 @@ def progress(store: TraceStore, threshold: int = DEFAULT_THRESHOLD) -> list[Agen
     """Every agent's count of new successful examples against `threshold`."""
     marks = {
         AgentKey(r[0], r[1]): (r[2], r[3])
-        for r in store.conn.execute("SELECT agent_type, agent_name, last_id, exported_at FROM export_watermarks")
+        for r in store.conn.execute(
+            "SELECT agent_type, agent_name, last_id, exported_at FROM export_watermarks"
+        )
     }
     out = []
     for key in known_agents(store):
         last_id, exported_at = marks.get(key, (None, None))
         total = store.conn.execute(
             "SELECT count(*) FROM traces WHERE agent_type = ? AND agent_name = ? AND success = 1",
-            (key.agent_type, key.agent_name)).fetchone()[0]
+            (key.agent_type, key.agent_name),
+        ).fetchone()[0]
         if last_id is None:
             new = total
         else:
             new = store.conn.execute(
                 "SELECT count(*) FROM traces WHERE agent_type = ? AND agent_name = ? AND success = 1 AND id > ?",
-                (key.agent_type, key.agent_name, last_id)).fetchone()[0]
+                (key.agent_type, key.agent_name, last_id),
+            ).fetchone()[0]
         out.append(AgentProgress(key, new, total, threshold, last_id, exported_at))
     return out
 
@@ -107,4 +113,5 @@ def record_watermark(store: TraceStore, key: AgentKey, last_id: str, examples: i
            ON CONFLICT (agent_type, agent_name) DO UPDATE SET
              last_id = max(last_id, excluded.last_id), exported_at = excluded.exported_at,
              examples = excluded.examples, path = excluded.path""",
-        (key.agent_type, key.agent_name, last_id, time.time(), examples, path))
+        (key.agent_type, key.agent_name, last_id, time.time(), examples, path),
+    )

@@ -31,8 +31,9 @@ class StopFlag:
 class ProgressCallback(TrainerCallback):
     """Writes `start`, `step` and `checkpoint` events; asks for a checkpoint and a stop when flagged."""
 
-    def __init__(self, writer: ProgressWriter, stop: StopFlag, start_fields: dict[str, Any],
-                 checkpoints_dir: Path):
+    def __init__(
+        self, writer: ProgressWriter, stop: StopFlag, start_fields: dict[str, Any], checkpoints_dir: Path
+    ):
         self.writer = writer
         self.stop = stop
         self.start_fields = start_fields
@@ -54,7 +55,9 @@ class ProgressCallback(TrainerCallback):
             control.should_save = True
             control.should_training_stop = True
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
         if not logs or "loss" not in logs:
             return
         elapsed = max(time.monotonic() - self._t0, 1e-9)
@@ -66,9 +69,15 @@ class ProgressCallback(TrainerCallback):
         if self.first_loss is None:
             self.first_loss = loss
         self.writer.emit(
-            "step", step=state.global_step, total_steps=state.max_steps, epoch=round(float(state.epoch or 0), 4),
-            loss=loss, learning_rate=_num(logs.get("learning_rate")), grad_norm=_num(logs.get("grad_norm")),
-            tokens=tokens, tokens_per_s=round((tokens - self._tokens0) / elapsed, 1),
+            "step",
+            step=state.global_step,
+            total_steps=state.max_steps,
+            epoch=round(float(state.epoch or 0), 4),
+            loss=loss,
+            learning_rate=_num(logs.get("learning_rate")),
+            grad_norm=_num(logs.get("grad_norm")),
+            tokens=tokens,
+            tokens_per_s=round((tokens - self._tokens0) / elapsed, 1),
             eta_s=round(elapsed / done * remaining, 1) if done > 0 else None,
         )
 

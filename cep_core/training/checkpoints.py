@@ -33,7 +33,9 @@ def checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := _CHECKPOINT.match(p.name))]
+    found = [
+        (int(m.group(1)), p) for p in folder.iterdir() if p.is_dir() and (m := _CHECKPOINT.match(p.name))
+    ]
     return sorted(found, reverse=True)
 
 
@@ -86,7 +88,9 @@ def zip_complete(path: Path) -> bool:
         return False
 
 
-def find_resume_checkpoint(folder: str | Path, set_aside_invalid: bool = True) -> tuple[Path | None, list[Verdict]]:
+def find_resume_checkpoint(
+    folder: str | Path, set_aside_invalid: bool = True
+) -> tuple[Path | None, list[Verdict]]:
     """The newest valid checkpoint (or None), and the verdicts on the newer ones that were rejected."""
     rejected: list[Verdict] = []
     for _step, path in checkpoints(folder):

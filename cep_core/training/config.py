@@ -21,7 +21,14 @@ from cep_core.errors import InputError
 CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda"),
     "tool_format": ("target", "hermes"),
-    "lr_scheduler": ("linear", "cosine", "constant", "constant_with_warmup", "cosine_with_restarts", "polynomial"),
+    "lr_scheduler": (
+        "linear",
+        "cosine",
+        "constant",
+        "constant_with_warmup",
+        "cosine_with_restarts",
+        "polynomial",
+    ),
     "bf16": ("auto", "true", "false"),
     "packing": ("auto", "true", "false"),
 }
@@ -124,8 +131,9 @@ def _build(cls: type, raw: Any, path: str | Path | None, prefix: str) -> Any:
     known = {f.name for f in dataclasses.fields(cls)}
     for key in raw:
         if key not in known:
-            raise InputError(f"unknown setting (known: {', '.join(sorted(known))})", path=path,
-                             field=prefix + key)
+            raise InputError(
+                f"unknown setting (known: {', '.join(sorted(known))})", path=path, field=prefix + key
+            )
     values: dict[str, Any] = {}
     for key, value in raw.items():
         hint = hints[key]
@@ -187,9 +195,15 @@ def _check_values(config: TrainConfig, path: str | Path | None) -> None:
         raise bad("data.sources", "list at least one dataset (a file, a Hub name, or builtin:sample)")
     if not 0 <= config.data.holdout_fraction < 1:
         raise bad("data.holdout_fraction", "must be in [0, 1)")
-    positive = {"lora.r": config.lora.r, "lora.alpha": config.lora.alpha, "train.batch_size": config.train.batch_size,
-                "train.grad_accum": config.train.grad_accum, "train.max_seq_length": config.train.max_seq_length,
-                "train.save_steps": config.train.save_steps, "train.logging_steps": config.train.logging_steps}
+    positive = {
+        "lora.r": config.lora.r,
+        "lora.alpha": config.lora.alpha,
+        "train.batch_size": config.train.batch_size,
+        "train.grad_accum": config.train.grad_accum,
+        "train.max_seq_length": config.train.max_seq_length,
+        "train.save_steps": config.train.save_steps,
+        "train.logging_steps": config.train.logging_steps,
+    }
     for name, value in positive.items():
         if value <= 0:
             raise bad(name, f"must be positive, got {value}")

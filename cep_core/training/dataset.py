@@ -38,7 +38,9 @@ def with_tool_role(messages: list[dict[str, Any]], role: str) -> list[dict[str, 
     return [{**m, "role": role} if m.get("role") == "tool" else m for m in messages]
 
 
-def tokenize_examples(examples: list[Example], tokenizer: Any, max_length: int) -> tuple[Features, Counter[str]]:
+def tokenize_examples(
+    examples: list[Example], tokenizer: Any, max_length: int
+) -> tuple[Features, Counter[str]]:
     """Features for every example that fits; the others counted by reason (over_length, no_assistant_span, …)."""
     role = tool_role_for(getattr(tokenizer, "chat_template", None))
     rows: list[dict[str, list[int]]] = []
@@ -72,8 +74,10 @@ def use_packing(setting: str, model: Any) -> bool:
     if not supported:
         from cep_core.training.failures import ConfigError
 
-        raise ConfigError(f"packing needs one of {', '.join(PACKING_ATTENTION)}; this model uses {impl}",
-                          field="train.packing")
+        raise ConfigError(
+            f"packing needs one of {', '.join(PACKING_ATTENTION)}; this model uses {impl}",
+            field="train.packing",
+        )
     return supported
 
 

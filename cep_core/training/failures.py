@@ -29,9 +29,21 @@ _MODEL_ACCESS = re.compile(
     r"offline mode is enabled|does not appear to have a file named|Can't load tokenizer",
     re.IGNORECASE,
 )
-_MODEL_ACCESS_TYPES = {"GatedRepoError", "RepositoryNotFoundError", "LocalEntryNotFoundError", "HfHubHTTPError",
-                       "RevisionNotFoundError", "EntryNotFoundError", "OfflineModeIsEnabled"}
-_DATA_TYPES = {"DatasetGenerationError", "DatasetNotFoundError", "DataFilesNotFoundError", "EmptyDatasetError"}
+_MODEL_ACCESS_TYPES = {
+    "GatedRepoError",
+    "RepositoryNotFoundError",
+    "LocalEntryNotFoundError",
+    "HfHubHTTPError",
+    "RevisionNotFoundError",
+    "EntryNotFoundError",
+    "OfflineModeIsEnabled",
+}
+_DATA_TYPES = {
+    "DatasetGenerationError",
+    "DatasetNotFoundError",
+    "DataFilesNotFoundError",
+    "EmptyDatasetError",
+}
 
 
 class ConfigError(InputError):

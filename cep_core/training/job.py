@@ -103,16 +103,26 @@ def _train(paths: RunPaths, writer: ProgressWriter, stop: Any) -> int:
     model, tokenizer, base_source = load_base(config, paths.tiny_base, corpus, bf16)
     features, token_skips = tokenize_examples(prepared.train, tokenizer, config.train.max_seq_length)
     skipped = Counter(prepared.skipped) + token_skips
-    summary = {**prepared.summary(), "train_rows": len(features), "skipped": dict(sorted(skipped.items())),
-               "train_tokens": features.tokens}
+    summary = {
+        **prepared.summary(),
+        "train_rows": len(features),
+        "skipped": dict(sorted(skipped.items())),
+        "train_tokens": features.tokens,
+    }
     writer.emit("data", **summary)
-    print(f"data: {summary['rows']} rows, {len(features)} train ({features.tokens} tokens), "
-          f"{summary['holdout_rows']} holdout, skipped {summary['skipped'] or 'none'}", flush=True)
+    print(
+        f"data: {summary['rows']} rows, {len(features)} train ({features.tokens} tokens), "
+        f"{summary['holdout_rows']} holdout, skipped {summary['skipped'] or 'none'}",
+        flush=True,
+    )
     if len(features) == 0:
         from cep_core.training.failures import DataError
 
-        raise DataError(f"no training rows left after tokenisation (skipped: {summary['skipped']}); raise "
-                        "train.max_seq_length or check the data", field="data.sources")
+        raise DataError(
+            f"no training rows left after tokenisation (skipped: {summary['skipped']}); raise "
+            "train.max_seq_length or check the data",
+            field="data.sources",
+        )
 
     packing = use_packing(config.train.packing, model)
     model = apply_lora(model, config)
@@ -123,30 +133,68 @@ def _train(paths: RunPaths, writer: ProgressWriter, stop: Any) -> int:
     resumed_from = int(resume.name.split("-")[-1]) if resume else None
 
     args = TrainingArguments(
-        output_dir=str(paths.checkpoints), per_device_train_batch_size=config.train.batch_size,
-        gradient_accumulation_steps=config.train.grad_accum, num_train_epochs=config.train.epochs,
-        max_steps=config.train.max_steps or -1, learning_rate=config.train.learning_rate,
-        lr_scheduler_type=config.train.lr_scheduler, warmup_steps=config.train.warmup_ratio,
-        weight_decay=config.train.weight_decay, logging_steps=config.train.logging_steps,
-        save_strategy="steps", save_steps=config.train.save_steps,
-        save_total_limit=config.train.save_total_limit or None, bf16=bf16, use_cpu=device == "cpu",
+        output_dir=str(paths.checkpoints),
+        per_device_train_batch_size=config.train.batch_size,
+        gradient_accumulation_steps=config.train.grad_accum,
+        num_train_epochs=config.train.epochs,
+        max_steps=config.train.max_steps or -1,
+        learning_rate=config.train.learning_rate,
+        lr_scheduler_type=config.train.lr_scheduler,
+        warmup_steps=config.train.warmup_ratio,
+        weight_decay=config.train.weight_decay,
+        logging_steps=config.train.logging_steps,
+        save_strategy="steps",
+        save_steps=config.train.save_steps,
+        save_total_limit=config.train.save_total_limit or None,
+        bf16=bf16,
+        use_cpu=device == "cpu",
         gradient_checkpointing=config.train.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if config.train.gradient_checkpointing else None,
-        seed=config.train.seed, data_seed=config.train.seed, report_to="none", disable_tqdm=True,
-        remove_unused_columns=False, dataloader_num_workers=0,
-        include_num_input_tokens_seen="non_padding", train_sampling_strategy="random" if packing else "group_by_length",
+        gradient_checkpointing_kwargs={"use_reentrant": False}
+        if config.train.gradient_checkpointing
+        else None,
+        seed=config.train.seed,
+        data_seed=config.train.seed,
+        report_to="none",
+        disable_tqdm=True,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        include_num_input_tokens_seen="non_padding",
+        train_sampling_strategy="random" if packing else "group_by_length",
     )
-    start_fields = {"world_size": args.world_size, "model": config.model, "cep_variant": config.data.cep,
-                    "cep_sha256": cep.sha256 if cep else None, "resumed_from": resumed_from,
-                    "packing": packing, "device": device}
+    start_fields = {
+        "world_size": args.world_size,
+        "model": config.model,
+        "cep_variant": config.data.cep,
+        "cep_sha256": cep.sha256 if cep else None,
+        "resumed_from": resumed_from,
+        "packing": packing,
+        "device": device,
+    }
     callback = ProgressCallback(writer, stop, start_fields, paths.checkpoints)
-    trainer = Trainer(model=model, args=args, train_dataset=features, data_collator=make_collator(tokenizer, packing),
-                      processing_class=tokenizer, callbacks=[callback])
-    meta = {"run_id": paths.root.name, "model": config.model, "base_model": base_source,
-            "cep_variant": config.data.cep, "cep_sha256": cep.sha256 if cep else None,
-            "data_fingerprint": prepared.fingerprint, "data": summary, "packing": packing, "device": device,
-            "bf16": bf16, "versions": _versions(), "started": started, "resumed_from": resumed_from,
-            "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+    trainer = Trainer(
+        model=model,
+        args=args,
+        train_dataset=features,
+        data_collator=make_collator(tokenizer, packing),
+        processing_class=tokenizer,
+        callbacks=[callback],
+    )
+    meta = {
+        "run_id": paths.root.name,
+        "model": config.model,
+        "base_model": base_source,
+        "cep_variant": config.data.cep,
+        "cep_sha256": cep.sha256 if cep else None,
+        "data_fingerprint": prepared.fingerprint,
+        "data": summary,
+        "packing": packing,
+        "device": device,
+        "bf16": bf16,
+        "versions": _versions(),
+        "started": started,
+        "resumed_from": resumed_from,
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
     _write_metadata(paths, meta)
     if stop.requested:  # signalled while preparing: nothing trained in this session
         step = resumed_from or 0
@@ -155,9 +203,16 @@ def _train(paths: RunPaths, writer: ProgressWriter, stop: Any) -> int:
 
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     step = trainer.state.global_step
-    meta.update({"total_steps": trainer.state.max_steps, "step": step, "first_loss": callback.first_loss,
-                 "final_loss": callback.last_loss, "tokens": int(trainer.state.num_input_tokens_seen),
-                 "finished": time.time()})
+    meta.update(
+        {
+            "total_steps": trainer.state.max_steps,
+            "step": step,
+            "first_loss": callback.first_loss,
+            "final_loss": callback.last_loss,
+            "tokens": int(trainer.state.num_input_tokens_seen),
+            "finished": time.time(),
+        }
+    )
     if stop.requested and step < trainer.state.max_steps:
         meta["status"] = "stopped"
         _write_metadata(paths, meta)
@@ -183,11 +238,16 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
     import os
 
-    parser = argparse.ArgumentParser(prog="python -m cep_core.training",
-                                     description="Run the training job of a run directory (its run.toml).")
+    parser = argparse.ArgumentParser(
+        prog="python -m cep_core.training",
+        description="Run the training job of a run directory (its run.toml).",
+    )
     parser.add_argument("run_dir")
-    parser.add_argument("--no-log-file", action="store_true",
-                        help="print to the terminal instead of appending to RUN_DIR/stdout.log")
+    parser.add_argument(
+        "--no-log-file",
+        action="store_true",
+        help="print to the terminal instead of appending to RUN_DIR/stdout.log",
+    )
     ns = parser.parse_args(argv)
     paths = RunPaths(Path(ns.run_dir).resolve())
     if not paths.run_toml.is_file():

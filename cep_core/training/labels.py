@@ -32,7 +32,9 @@ class LabelError(ValueError):
 
 
 def render(tokenizer: Any, messages: list[dict[str, Any]], add_generation_prompt: bool) -> str:
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
+    return tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=add_generation_prompt
+    )
 
 
 def assistant_spans(tokenizer: Any, messages: list[dict[str, Any]]) -> tuple[str, list[tuple[int, int]]]:
@@ -54,7 +56,9 @@ def assistant_spans(tokenizer: Any, messages: list[dict[str, Any]]) -> tuple[str
     return full, spans
 
 
-def tokenize_conversation(tokenizer: Any, messages: list[dict[str, Any]], max_length: int | None = None) -> Tokenized:
+def tokenize_conversation(
+    tokenizer: Any, messages: list[dict[str, Any]], max_length: int | None = None
+) -> Tokenized:
     """input_ids and labels (token ids on assistant turns, IGNORE_INDEX elsewhere); raises LabelError."""
     text, spans = assistant_spans(tokenizer, messages)
     if not spans:

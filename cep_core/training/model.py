@@ -61,9 +61,14 @@ def apply_lora(model: Any, config: TrainConfig) -> Any:
     targets: Any = config.lora.target_modules
     if targets == ["all-linear"]:
         targets = "all-linear"
-    lora = LoraConfig(r=config.lora.r, lora_alpha=config.lora.alpha, lora_dropout=config.lora.dropout,
-                      target_modules=targets, task_type="CAUSAL_LM",
-                      modules_to_save=list(config.lora.modules_to_save) or None)
+    lora = LoraConfig(
+        r=config.lora.r,
+        lora_alpha=config.lora.alpha,
+        lora_dropout=config.lora.dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+        modules_to_save=list(config.lora.modules_to_save) or None,
+    )
     # No KV cache while training: it is useless there, and with it transformers ignores packed position ids.
     model.config.use_cache = False
     if config.train.gradient_checkpointing:

@@ -56,15 +56,21 @@ def looks_local(model: str) -> bool:
 
 def gated_message(model: str) -> str:
     alternatives = " or ".join(a for a in NON_GATED_ALTERNATIVES if a != model)
-    return (f"{model} is gated and this account has no access (HTTP 403). Fix: log in (`huggingface-cli login`) "
-            f"or set HF_TOKEN to a token of an account with access; request access on "
-            f"https://huggingface.co/{model}; or use a non-gated model such as {alternatives}.")
+    return (
+        f"{model} is gated and this account has no access (HTTP 403). Fix: log in (`huggingface-cli login`) "
+        f"or set HF_TOKEN to a token of an account with access; request access on "
+        f"https://huggingface.co/{model}; or use a non-gated model such as {alternatives}."
+    )
 
 
 def check_local_model(path: Path) -> Check:
     if not path.is_dir():
-        return Check("model", Status.FAIL, f"local model directory {path} does not exist. Fix: correct `model`, "
-                                           "or give a Hub id such as Qwen/Qwen2.5-7B-Instruct.")
+        return Check(
+            "model",
+            Status.FAIL,
+            f"local model directory {path} does not exist. Fix: correct `model`, "
+            "or give a Hub id such as Qwen/Qwen2.5-7B-Instruct.",
+        )
     missing = []
     if not (path / "config.json").is_file():
         missing.append("config.json")
@@ -73,8 +79,12 @@ def check_local_model(path: Path) -> Check:
     if not any((path / f).is_file() for f in TOKENIZER_FILES):
         missing.append("a tokenizer (tokenizer.json or tokenizer.model)")
     if missing:
-        return Check("model", Status.FAIL, f"{path} lacks {', '.join(missing)}. Fix: copy the complete model "
-                                           "snapshot (e.g. `huggingface-cli download ID --local-dir DIR`).")
+        return Check(
+            "model",
+            Status.FAIL,
+            f"{path} lacks {', '.join(missing)}. Fix: copy the complete model "
+            "snapshot (e.g. `huggingface-cli download ID --local-dir DIR`).",
+        )
     return Check("model", Status.OK, f"local model at {path}")
 
 
@@ -97,10 +107,13 @@ def check_hub_model(model: str, hub_check: Callable[[str], None] | None = None) 
     if offline():
         if cached:
             return Check("model", Status.OK, f"offline (HF_HUB_OFFLINE=1); using the cached copy of {model}")
-        return Check("model", Status.FAIL,
-                     f"offline (HF_HUB_OFFLINE=1) and {model} is not in the local Hugging Face cache. Fix: "
-                     f"download it where the Hub is reachable (`huggingface-cli download {model}`) and copy the "
-                     "cache over, set `model` to a local directory, or unset HF_HUB_OFFLINE.")
+        return Check(
+            "model",
+            Status.FAIL,
+            f"offline (HF_HUB_OFFLINE=1) and {model} is not in the local Hugging Face cache. Fix: "
+            f"download it where the Hub is reachable (`huggingface-cli download {model}`) and copy the "
+            "cache over, set `model` to a local directory, or unset HF_HUB_OFFLINE.",
+        )
     try:
         (hub_check or _default_hub_check)(model)
     except Exception as exc:  # huggingface_hub and httpx raise many types; classify by name
@@ -108,13 +121,23 @@ def check_hub_model(model: str, hub_check: Callable[[str], None] | None = None) 
         if "GatedRepoError" in names:
             return Check("model", Status.FAIL, gated_message(model))
         if "RepositoryNotFoundError" in names:
-            return Check("model", Status.FAIL, f"{model} was not found on the Hub (or it is private and this "
-                                               "account cannot see it). Fix: check the spelling, or log in.")
+            return Check(
+                "model",
+                Status.FAIL,
+                f"{model} was not found on the Hub (or it is private and this "
+                "account cannot see it). Fix: check the spelling, or log in.",
+            )
         reason = redact(f"{type(exc).__name__}: {exc}")[:200]
         if cached:
-            return Check("model", Status.WARN, f"the Hub did not answer ({reason}); the cached copy will be used")
-        return Check("model", Status.FAIL, f"the Hub did not answer ({reason}) and {model} is not cached. Fix: "
-                                           "check the network or proxy, or set `model` to a local directory.")
+            return Check(
+                "model", Status.WARN, f"the Hub did not answer ({reason}); the cached copy will be used"
+            )
+        return Check(
+            "model",
+            Status.FAIL,
+            f"the Hub did not answer ({reason}) and {model} is not cached. Fix: "
+            "check the network or proxy, or set `model` to a local directory.",
+        )
     return Check("model", Status.OK, f"{model} is reachable on the Hub" + (" (cached)" if cached else ""))
 
 
@@ -178,19 +201,30 @@ def check_data(config: TrainConfig) -> tuple[Check, Any]:
 
     try:
         cep = None if config.data.cep == NO_CEP else get_cep(config.data.cep)
-        prepared = prepare(config.data.sources, cep=cep, tool_format=config.data.tool_format,
-                           holdout_fraction=config.data.holdout_fraction, seed=config.data.seed,
-                           max_rows=config.data.max_rows, split=config.data.split,
-                           config_name=config.data.config_name or None)
+        prepared = prepare(
+            config.data.sources,
+            cep=cep,
+            tool_format=config.data.tool_format,
+            holdout_fraction=config.data.holdout_fraction,
+            seed=config.data.seed,
+            max_rows=config.data.max_rows,
+            split=config.data.split,
+            config_name=config.data.config_name or None,
+        )
     except InputError as exc:
         return Check("data", Status.FAIL, str(exc)), None
     skipped = ", ".join(f"{k} {v}" for k, v in sorted(prepared.skipped.items())) or "none"
-    detail = (f"{prepared.rows} rows read, {len(prepared.train)} train, {len(prepared.holdout)} holdout; "
-              f"skipped: {skipped}")
+    detail = (
+        f"{prepared.rows} rows read, {len(prepared.train)} train, {len(prepared.holdout)} holdout; "
+        f"skipped: {skipped}"
+    )
     if not prepared.train:
-        return Check("data", Status.FAIL, f"no usable training rows after filtering ({detail}). Fix: check the "
-                                          "file format (Hermes `conversations` or `messages`) and the sources."), \
-            prepared
+        return Check(
+            "data",
+            Status.FAIL,
+            f"no usable training rows after filtering ({detail}). Fix: check the "
+            "file format (Hermes `conversations` or `messages`) and the sources.",
+        ), prepared
     return Check("data", Status.OK, detail), prepared
 
 
@@ -205,8 +239,11 @@ def check_disk(config: TrainConfig, where: Path, footprint: int) -> Check:
     free = shutil.disk_usage(probe).free
     detail = f"{free / GIB:.1f} GiB free at {probe}, about {need / GIB:.2f} GiB needed for checkpoints"
     if free < need:
-        return Check("disk", Status.FAIL, detail + ". Fix: free space, lower train.save_total_limit, or set "
-                                                   "CEP_HOME elsewhere.")
+        return Check(
+            "disk",
+            Status.FAIL,
+            detail + ". Fix: free space, lower train.save_total_limit, or set CEP_HOME elsewhere.",
+        )
     if free < 2 * need:
         return Check("disk", Status.WARN, detail)
     return Check("disk", Status.OK, detail)
@@ -220,8 +257,11 @@ def _lora_parameter_estimate(config: TrainConfig, footprint: int) -> int:
     return config.lora.r * 2 * hidden * 7 * 32
 
 
-def run_preflight(config_or_path: TrainConfig | str | Path, run_root: Path | None = None,
-                  hub_check: Callable[[str], None] | None = None) -> Preflight:
+def run_preflight(
+    config_or_path: TrainConfig | str | Path,
+    run_root: Path | None = None,
+    hub_check: Callable[[str], None] | None = None,
+) -> Preflight:
     """Every check, in order; later checks run even when an earlier one fails, so the user sees them all."""
     result = Preflight()
     if isinstance(config_or_path, TrainConfig):

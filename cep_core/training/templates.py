@@ -12,8 +12,12 @@ CHATML_TEMPLATE = (
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
 )
-CHATML_SPECIALS = {"bos": None, "eos": "<|im_end|>", "pad": "<|endoftext|>",
-                   "extra": ["<|im_start|>", "<|im_end|>", "<|endoftext|>"]}
+CHATML_SPECIALS = {
+    "bos": None,
+    "eos": "<|im_end|>",
+    "pad": "<|endoftext|>",
+    "extra": ["<|im_start|>", "<|im_end|>", "<|endoftext|>"],
+}
 
 
 def tool_role_for(chat_template: str | None) -> str:

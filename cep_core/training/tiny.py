@@ -16,17 +16,34 @@ BUILTIN_TINY = "builtin:tiny"
 TINY_VOCAB = 1024
 # Pieces of the call format kept whole (as Qwen's tokenizer keeps <tool_call>): the format is then a handful
 # of tokens the tiny model can learn in a minute, and decoding never splits a tag.
-FORMAT_TOKENS = ('<tool_call name="', "</tool_call>", "<tool_response>", "</tool_response>", "<tools>", "</tools>")
-TINY_DIMS = {"hidden_size": 64, "intermediate_size": 176, "num_hidden_layers": 3, "num_attention_heads": 4,
-             "num_key_value_heads": 2}
+FORMAT_TOKENS = (
+    '<tool_call name="',
+    "</tool_call>",
+    "<tool_response>",
+    "</tool_response>",
+    "<tools>",
+    "</tools>",
+)
+TINY_DIMS = {
+    "hidden_size": 64,
+    "intermediate_size": 176,
+    "num_hidden_layers": 3,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+}
 # A wider initialisation than Llama's 0.02 gives the frozen random base sharper attention patterns and larger
 # random features for LoRA to steer; the output layer is untied so a run can train it (lora.modules_to_save).
 TINY_INIT_RANGE = 0.1
 
 
-def build_bpe_tokenizer(texts: Iterable[str], *, chat_template: str = CHATML_TEMPLATE,
-                        specials: dict[str, Any] | None = None, vocab_size: int = TINY_VOCAB,
-                        format_tokens: tuple[str, ...] = FORMAT_TOKENS) -> Any:
+def build_bpe_tokenizer(
+    texts: Iterable[str],
+    *,
+    chat_template: str = CHATML_TEMPLATE,
+    specials: dict[str, Any] | None = None,
+    vocab_size: int = TINY_VOCAB,
+    format_tokens: tuple[str, ...] = FORMAT_TOKENS,
+) -> Any:
     """A byte-level BPE tokenizer trained on `texts`, wrapped as a transformers fast tokenizer."""
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -36,8 +53,13 @@ def build_bpe_tokenizer(texts: Iterable[str], *, chat_template: str = CHATML_TEM
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=extra, min_frequency=2,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=extra,
+        min_frequency=2,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tok.train_from_iterator(texts, trainer=trainer)
     tok.add_tokens([AddedToken(t, special=False, normalized=False) for t in format_tokens])
     kwargs: dict[str, Any] = {"eos_token": specials["eos"], "pad_token": specials["pad"]}
@@ -53,10 +75,16 @@ def build_tiny_model(tokenizer: Any, seed: int = 0) -> Any:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(vocab_size=len(tokenizer), max_position_embeddings=4096, tie_word_embeddings=False,
-                         initializer_range=TINY_INIT_RANGE,
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                         bos_token_id=tokenizer.bos_token_id, **TINY_DIMS)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=4096,
+        tie_word_embeddings=False,
+        initializer_range=TINY_INIT_RANGE,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        **TINY_DIMS,
+    )
     config._attn_implementation = "sdpa"
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)

@@ -81,14 +81,28 @@ def capture_traces(db: Path, ready_agent_calls: int = 5, other_calls: int = 3) -
 
     tracer = WorkflowTracer(db, strict=True, threshold=5)
     for i in range(ready_agent_calls):
-        tracer.capture_call("planner", "main", "gpt-4o", system_prompt="You plan trips.",
-                            user_query=f"Plan a trip to city number {i}",
-                            assistant_response=f'<tool_call name="book">{{"city": "c{i}"}}</tool_call>',
-                            cost=0.01, execution_time=1.0 + i / 10)
+        tracer.capture_call(
+            "planner",
+            "main",
+            "gpt-4o",
+            system_prompt="You plan trips.",
+            user_query=f"Plan a trip to city number {i}",
+            assistant_response=f'<tool_call name="book">{{"city": "c{i}"}}</tool_call>',
+            cost=0.01,
+            execution_time=1.0 + i / 10,
+        )
     for i in range(other_calls):
-        tracer.capture_call("search", "web", "gpt-4o-mini", user_query=f"find the zebra facts {i}",
-                            assistant_response="Zebras are striped.", success=i != 0,
-                            error="timeout" if i == 0 else None, cost=0.002, execution_time=0.5)
+        tracer.capture_call(
+            "search",
+            "web",
+            "gpt-4o-mini",
+            user_query=f"find the zebra facts {i}",
+            assistant_response="Zebras are striped.",
+            success=i != 0,
+            error="timeout" if i == 0 else None,
+            cost=0.002,
+            execution_time=0.5,
+        )
     tracer.close()
 
 
@@ -105,7 +119,9 @@ async def wait_for(pilot, predicate: Callable[[], bool], timeout: float = 20.0, 
 SAMPLES = ROOT / "cep_core" / "samples"
 
 
-def run_evaluation(home: Path, work: Path, name: str, tracks: tuple[str, ...] = ("toolcall", "structured")) -> None:
+def run_evaluation(
+    home: Path, work: Path, name: str, tracks: tuple[str, ...] = ("toolcall", "structured")
+) -> None:
     """A real evaluation job (`cep eval`, predictions backend) of the shipped untuned-model outputs."""
     import subprocess
 
@@ -114,14 +130,19 @@ def run_evaluation(home: Path, work: Path, name: str, tracks: tuple[str, ...] = 
     preds.write_text("".join((SAMPLES / f"demo_{t}_predictions.jsonl").read_text() for t in tracks))
     sets = "".join(f'[[sets]]\nsource = "{SAMPLES / f"demo_{t}.jsonl"}"\n' for t in tracks)
     config = work / f"{name}.toml"
-    config.write_text(f'name = "{name}"\nbackend = "predictions"\nmodel = "untuned-small"\ncep = "compact"\n'
-                      f'{sets}[predictions]\npath = "{preds}"\n')
-    subprocess.run([sys.executable, "-m", "cep_core.cli", "--home", str(home), "eval", str(config)], check=True,
-                   capture_output=True, timeout=120)
+    config.write_text(
+        f'name = "{name}"\nbackend = "predictions"\nmodel = "untuned-small"\ncep = "compact"\n'
+        f'{sets}[predictions]\npath = "{preds}"\n'
+    )
+    subprocess.run(
+        [sys.executable, "-m", "cep_core.cli", "--home", str(home), "eval", str(config)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     """Pilot tests are async: anyio's pytest plugin runs them on asyncio (the loop Textual uses)."""
     return "asyncio"
-

@@ -25,8 +25,12 @@ async def test_number_keys_switch_modes_and_the_footer_names_them(home):
         footer = screen_text(app).splitlines()[-1]
         for label in ("1 GPUs", "2 Runs", "3 Evals", "4 Traces", "? Help"):
             assert label in footer
-        for key, cls, title in (("2", RunsScreen, "Runs"), ("3", EvalsScreen, "Evals"),
-                                ("4", TracesScreen, "Traces"), ("1", GpuScreen, "GPUs")):
+        for key, cls, title in (
+            ("2", RunsScreen, "Runs"),
+            ("3", EvalsScreen, "Evals"),
+            ("4", TracesScreen, "Traces"),
+            ("1", GpuScreen, "GPUs"),
+        ):
             await pilot.press(key)
             await pilot.pause(0.05)
             assert isinstance(app.screen, cls)
@@ -56,7 +60,9 @@ async def test_a_remapped_key_opens_the_launch_form(home):
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen))
         await pilot.pause(0.1)
-        row = next(line for line in screen_text(app).splitlines() if "runs.launch" in line and "Launch" in line)
+        row = next(
+            line for line in screen_text(app).splitlines() if "runs.launch" in line and "Launch" in line
+        )
         assert row.replace("█", " ").split()[0] == "l"
 
 
@@ -64,9 +70,18 @@ async def test_the_command_palette_offers_every_action(home):
     app = CepConsole(make_options(home, replay=HEALTHY), feeds=False)
     async with app.run_test(size=(120, 40)) as pilot:
         titles = {c.title for c in app.get_system_commands(app.screen)}
-        for title in ("Show Runs", "Launch a run", "Launch the demo run", "Stop the selected run",
-                      "Resume the selected run", "Compare marked evaluations", "Search traces", "Export traces",
-                      "Retrain the selected agent", "Help"):
+        for title in (
+            "Show Runs",
+            "Launch a run",
+            "Launch the demo run",
+            "Stop the selected run",
+            "Resume the selected run",
+            "Compare marked evaluations",
+            "Search traces",
+            "Export traces",
+            "Retrain the selected agent",
+            "Help",
+        ):
             assert title in titles
         await pilot.press("ctrl+p")
         await pilot.pause(0.2)
@@ -81,8 +96,9 @@ async def test_e_opens_the_evaluations_of_the_selected_run(home, tmp_path):
 
     run_evaluation(home, tmp_path / "w", "first")  # through the CLI: no job row
     config = tmp_path / "w" / "first.toml"
-    job = JobManager(home=home).start_config(config, kind="eval", name="eval-job",
-                                            env={"CEP_HOME": str(home)})  # the same, as a job
+    job = JobManager(home=home).start_config(
+        config, kind="eval", name="eval-job", env={"CEP_HOME": str(home)}
+    )  # the same, as a job
     wait_job(home, job.id)
     app = CepConsole(make_options(home, replay=HEALTHY))
     async with app.run_test(size=(160, 48)) as pilot:

@@ -51,8 +51,12 @@ async def test_launch_the_demo_run_from_the_keyboard_and_watch_it_end(home):
 
         await wait_for(pilot, lambda: demo() is not None and demo().state == "running", what="running")
         assert demo().total_steps in (None, 10)
-        await wait_for(pilot, lambda: (demo().step or 0) > 0 or demo().state != "running", timeout=150,
-                       what="a first step")
+        await wait_for(
+            pilot,
+            lambda: (demo().step or 0) > 0 or demo().state != "running",
+            timeout=150,
+            what="a first step",
+        )
         assert demo().state == "running", demo().reason
         first = demo().step
         await wait_for(pilot, lambda: demo().state != "running", timeout=150, what="the end")

@@ -34,8 +34,9 @@ async def test_evaluations_against_baselines_worst_examples_and_compare(home, tm
         assert "Open a high-priority ticket titled 'VPN drops every hour'." in text
         assert "param_name_mismatch, missing_required_param" in text
         await pilot.press("c")
-        await wait_for(pilot, lambda: any("Mark at least two" in n.message for n in app._notifications),
-                       what="needs two")
+        await wait_for(
+            pilot, lambda: any("Mark at least two" in n.message for n in app._notifications), what="needs two"
+        )
         await pilot.press("space", "down", "space", "c")
         await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen), what="compare")
         await pilot.pause(0.1)

@@ -20,8 +20,15 @@ def test_filter_words_become_a_query():
     assert parse_filter("").describe() == "all traces"
 
 
-@pytest.mark.parametrize("text, field_word", [("agent", "key=value"), ("color=red", "unknown filter"),
-                                               ("success=maybe", "yes or no"), ("since=yesterday", "duration")])
+@pytest.mark.parametrize(
+    "text, field_word",
+    [
+        ("agent", "key=value"),
+        ("color=red", "unknown filter"),
+        ("success=maybe", "yes or no"),
+        ("since=yesterday", "duration"),
+    ],
+)
 def test_bad_filters_say_what_is_wrong(text, field_word):
     with pytest.raises(InputError, match=field_word):
         parse_filter(text)
@@ -36,8 +43,14 @@ def test_the_filter_parser_never_raises_anything_but_input_error(text):
 def test_the_form_writes_a_config_the_training_job_accepts(tmp_path):
     from cep_core.training.config import load_config
 
-    req = LaunchRequest(name="my run", cep="toolcall", dataset="builtin:sample, extra.jsonl", lora_r="8",
-                        max_steps="12", gpus="2")
+    req = LaunchRequest(
+        name="my run",
+        cep="toolcall",
+        dataset="builtin:sample, extra.jsonl",
+        lora_r="8",
+        max_steps="12",
+        gpus="2",
+    )
     path = write_config(req, tmp_path)
     config = load_config(path)
     assert config.name == "my run" and config.data.cep == "toolcall" and config.lora.r == 8
@@ -45,9 +58,15 @@ def test_the_form_writes_a_config_the_training_job_accepts(tmp_path):
     assert config.data.sources[0] == "builtin:sample"
 
 
-@pytest.mark.parametrize("field, value, named", [("lora_r", "sixteen", "lora.r"), ("gpus", "-1", "gpus"),
-                                                  ("learning_rate", "fast", "train.learning_rate"),
-                                                  ("lora_dropout", "1.5", "lora.dropout")])
+@pytest.mark.parametrize(
+    "field, value, named",
+    [
+        ("lora_r", "sixteen", "lora.r"),
+        ("gpus", "-1", "gpus"),
+        ("learning_rate", "fast", "train.learning_rate"),
+        ("lora_dropout", "1.5", "lora.dropout"),
+    ],
+)
 def test_bad_form_values_name_their_field(tmp_path, field, value, named):
     req = LaunchRequest()
     setattr(req, field, value)

@@ -28,8 +28,9 @@ def _nvml_present() -> bool:
 async def test_healthy_host_shows_a_green_banner_and_a_card_per_gpu(home):
     app = CepConsole(make_options(home, replay=HEALTHY))
     seen: list[GpuUpdated] = []
-    async with app.run_test(size=(160, 48), message_hook=lambda m: seen.append(m) if isinstance(m, GpuUpdated)
-                            else None) as pilot:
+    async with app.run_test(
+        size=(160, 48), message_hook=lambda m: seen.append(m) if isinstance(m, GpuUpdated) else None
+    ) as pilot:
         await wait_for(pilot, lambda: len(seen) >= 3 and len(app.screen.query(GpuCard)) == 8, what="8 cards")
         text = screen_text(app)
         assert "HOST OK · 8 GPU(s) · driver 550.54.15" in text
@@ -46,8 +47,11 @@ async def test_healthy_host_shows_a_green_banner_and_a_card_per_gpu(home):
 async def test_replayed_xid_79_turns_the_banner_red_and_notifies(home):
     app = CepConsole(make_options(home, replay=FALLEN))
     async with app.run_test(size=(160, 48)) as pilot:
-        await wait_for(pilot, lambda: app.gpu_state is not None and app.gpu_state.report.status == "fail",
-                       what="the fallen-off-the-bus snapshot")
+        await wait_for(
+            pilot,
+            lambda: app.gpu_state is not None and app.gpu_state.report.status == "fail",
+            what="the fallen-off-the-bus snapshot",
+        )
         await pilot.pause(0.2)
         text = screen_text(app)
         assert "HOST FAILING" in text

@@ -91,8 +91,10 @@ def test_reads_are_bounded_per_call(tmp_path):
 
 
 @settings(max_examples=60, deadline=None)
-@given(text=st.text(alphabet=st.sampled_from("ab\né\r"), max_size=300),
-       cuts=st.lists(st.integers(min_value=0, max_value=300), max_size=8))
+@given(
+    text=st.text(alphabet=st.sampled_from("ab\né\r"), max_size=300),
+    cuts=st.lists(st.integers(min_value=0, max_value=300), max_size=8),
+)
 def test_any_split_of_appends_yields_the_same_lines(tmp_path_factory, text, cuts):
     path = tmp_path_factory.mktemp("tail") / "log"
     data = text.encode()

@@ -50,8 +50,9 @@ async def test_a_live_run_advances_then_ends_with_a_notification(home):
     async with app.run_test(size=(120, 40), message_hook=hook) as pilot:
         await pilot.press("2")
         job = start_step_run(home, "live", steps=12, delay=0.15)
-        await wait_for(pilot, lambda: (_rows(app).get("live") and (_rows(app)["live"].step or 0) >= 2),
-                       what="steps")
+        await wait_for(
+            pilot, lambda: _rows(app).get("live") and (_rows(app)["live"].step or 0) >= 2, what="steps"
+        )
         first = _rows(app)["live"].step
         await wait_for(pilot, lambda: (_rows(app)["live"].step or 0) > first, what="more steps")
         assert _rows(app)["live"].state == "running"
@@ -70,8 +71,9 @@ async def test_stop_then_resume_from_the_keyboard(home):
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("2")
         start_step_run(home, "long", steps=400, delay=0.05)
-        await wait_for(pilot, lambda: (_rows(app).get("long") and (_rows(app)["long"].step or 0) >= 2),
-                       what="running")
+        await wait_for(
+            pilot, lambda: _rows(app).get("long") and (_rows(app)["long"].step or 0) >= 2, what="running"
+        )
         await pilot.press("s")
         await wait_for(pilot, lambda: _rows(app)["long"].state == "stopped", what="stopped")
         stopped_at = _rows(app)["long"].step
@@ -84,8 +86,12 @@ async def test_stop_then_resume_from_the_keyboard(home):
         app.screen.selected = None
         await wait_for(pilot, lambda: app.screen.selected == second.job_id, what="new attempt selected")
         await pilot.press("s")
-        await wait_for(pilot, lambda: all(r.state == "stopped" for r in app.runs_state.rows), timeout=30,
-                       what="both stopped")
+        await wait_for(
+            pilot,
+            lambda: all(r.state == "stopped" for r in app.runs_state.rows),
+            timeout=30,
+            what="both stopped",
+        )
         assert min(r.step for r in app.runs_state.rows) >= stopped_at  # resumed from its checkpoint
 
 
@@ -143,11 +149,15 @@ async def test_a_flood_of_log_lines_leaves_memory_bounded(tmp_path):
                 with path.open("a") as handle:
                     handle.write("".join(f"burst {burst} line {i} " + "x" * 100 + "\n" for i in range(1000)))
                 await pilot.pause(0.02)
-            await wait_for(pilot, lambda: log.lines and log.lines[-1].startswith("burst 39 line 999"),
-                           what="the last line")
+            await wait_for(
+                pilot,
+                lambda: log.lines and log.lines[-1].startswith("burst 39 line 999"),
+                what="the last line",
+            )
             await pilot.pause(0.3)
             snapshot = tracemalloc.take_snapshot().filter_traces(
-                [tracemalloc.Filter(True, "*cep_console/logtail.py")])
+                [tracemalloc.Filter(True, "*cep_console/logtail.py")]
+            )
             held = sum(stat.size for stat in snapshot.statistics("filename"))
         finally:
             tracemalloc.stop()

@@ -56,8 +56,9 @@ def gpu_app(replay: Path, polls: int, name: str):
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-@pytest.mark.parametrize("replay, polls", [(HEALTHY, 5), (NO_DRIVER, 1), (FALLEN, 5)],
-                         ids=["healthy", "nvml-missing", "xid79"])
+@pytest.mark.parametrize(
+    "replay, polls", [(HEALTHY, 5), (NO_DRIVER, 1), (FALLEN, 5)], ids=["healthy", "nvml-missing", "xid79"]
+)
 def test_gpus(snap_compare, size, replay, polls):
     app, run_before = gpu_app(replay, polls, f"gpus-{replay.stem}")
     assert snap_compare(app, terminal_size=size, run_before=run_before)
@@ -70,15 +71,20 @@ def runs_home() -> Path:
 
     home = snap_home("runs")
     registry = Registry(home)
-    for i, (name, extra, end) in enumerate([("steps-ok", "", ("succeeded", "completed at step 6")),
-                                            ("steps-bad", 'fail_kind = "config"\n',
-                                             ("failed", "config: the config says to fail"))]):
+    for i, (name, extra, end) in enumerate(
+        [
+            ("steps-ok", "", ("succeeded", "completed at step 6")),
+            ("steps-bad", 'fail_kind = "config"\n', ("failed", "config: the config says to fail")),
+        ]
+    ):
         run_dir = home / "runs" / f"20261125-12000{i}-{name}-000{i}"
         run_dir.mkdir(parents=True)
         (run_dir / "run.toml").write_text(f"steps = 6\ndelay = 0\ncheckpoint_every = 2\n{extra}")
         command = [sys.executable, str(STEP_JOB), str(run_dir)]
-        registry.create(LaunchSpec(job_id=f"j-snap-{i}", kind="train", run_dir=run_dir, command=command,
-                                   name=name), "local")
+        registry.create(
+            LaunchSpec(job_id=f"j-snap-{i}", kind="train", run_dir=run_dir, command=command, name=name),
+            "local",
+        )
         with (run_dir / "stdout.log").open("w") as log:
             subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False, timeout=60)
         registry.transition(f"j-snap-{i}", end[0], end[1])
@@ -113,7 +119,9 @@ def test_evals(snap_compare, size, tmp_path):
     run_evaluation(home, tmp_path, "toolcall-only", tracks=("toolcall",))
     db = sqlite3.connect(home / "cep.db")
     for i, name in enumerate(["both-tracks", "toolcall-only"]):
-        db.execute("UPDATE evaluations SET id = ?, created = ? WHERE name = ?", (f"eval-{name}", 1e9 + i, name))
+        db.execute(
+            "UPDATE evaluations SET id = ?, created = ? WHERE name = ?", (f"eval-{name}", 1e9 + i, name)
+        )
     db.commit()
     db.close()
     app = CepConsole(make_options(home, replay=HEALTHY), feeds=False)
@@ -135,11 +143,22 @@ def traces_home() -> Path:
     rows = []
     for i in range(7):
         agent = ("planner", "main", "gpt-4o") if i < 5 else ("search", "web", "gpt-4o-mini")
-        rows.append(TraceRow(id=f"01JD0000000000000000000{i:03d}", ts=1_764_000_000 + 60 * i, agent_type=agent[0],
-                             agent_name=agent[1], model=agent[2], system_prompt="You plan trips.",
-                             user_query=f"Plan a trip to city {i}", response=f'<tool_call name="book">'
-                             f'{{"city": "c{i}"}}</tool_call>', success=i != 6, cost=0.01, execution_time=1.0 + i,
-                             error="timeout" if i == 6 else None))
+        rows.append(
+            TraceRow(
+                id=f"01JD0000000000000000000{i:03d}",
+                ts=1_764_000_000 + 60 * i,
+                agent_type=agent[0],
+                agent_name=agent[1],
+                model=agent[2],
+                system_prompt="You plan trips.",
+                user_query=f"Plan a trip to city {i}",
+                response=f'<tool_call name="book">{{"city": "c{i}"}}</tool_call>',
+                success=i != 6,
+                cost=0.01,
+                execution_time=1.0 + i,
+                error="timeout" if i == 6 else None,
+            )
+        )
     store.insert_many(rows)
     store.close()
     return home

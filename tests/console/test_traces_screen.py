@@ -22,8 +22,9 @@ def _traces(app) -> DataTable:
 
 async def _open(pilot, app):
     await pilot.press("4")
-    await wait_for(pilot, lambda: app.traces_overview is not None and _traces(app).row_count > 0,
-                   what="traces shown")
+    await wait_for(
+        pilot, lambda: app.traces_overview is not None and _traces(app).row_count > 0, what="traces shown"
+    )
     await pilot.pause(0.1)
 
 
@@ -66,16 +67,29 @@ async def test_search_filter_and_detail(home):
         await pilot.press("escape")
         await pilot.press("f")
         await pilot.press(*"colour=red", "enter")
-        await wait_for(pilot, lambda: any("unknown filter" in n.message for n in app._notifications),
-                       what="an error for a bad filter")
+        await wait_for(
+            pilot,
+            lambda: any("unknown filter" in n.message for n in app._notifications),
+            what="an error for a bad filter",
+        )
 
 
 async def test_keyset_pages_walk_older_and_back(home):
     from cep_core.tracer import WorkflowTracer
 
     tracer = WorkflowTracer(home / "traces.db", strict=True)
-    tracer.capture_many([{"agent_type": "bulk", "agent_name": "a", "model_used": "m",
-                          "user_query": f"question {i:03d}", "assistant_response": "ok"} for i in range(120)])
+    tracer.capture_many(
+        [
+            {
+                "agent_type": "bulk",
+                "agent_name": "a",
+                "model_used": "m",
+                "user_query": f"question {i:03d}",
+                "assistant_response": "ok",
+            }
+            for i in range(120)
+        ]
+    )
     tracer.close()
     app = CepConsole(make_options(home, replay=HEALTHY))
     async with app.run_test(size=(120, 40)) as pilot:
@@ -101,13 +115,15 @@ async def test_export_and_retrain_a_ready_agent(home):
         await _open(pilot, app)
         await pilot.press("down")  # search/web: not ready
         await pilot.press("t")
-        await wait_for(pilot, lambda: any("not ready" in n.message for n in app._notifications),
-                       what="not ready")
+        await wait_for(
+            pilot, lambda: any("not ready" in n.message for n in app._notifications), what="not ready"
+        )
         await pilot.press("up")  # planner/main
         app.screen.query_one("#agents").focus()
         await pilot.press("x")
-        await wait_for(pilot, lambda: any(n.message.startswith("exported") for n in app._notifications),
-                       what="export")
+        await wait_for(
+            pilot, lambda: any(n.message.startswith("exported") for n in app._notifications), what="export"
+        )
         exports = list((home / "datasets").glob("traces-planner-main-*/train.jsonl"))
         assert exports
         rows = [json.loads(x) for x in exports[0].read_text().splitlines()]
@@ -131,12 +147,19 @@ async def test_retrain_launches_a_real_run_and_ready_notification(home):
         tracer.capture_call("planner", "main", "gpt-4o", user_query="one more", assistant_response="done")
         tracer.close()
         app.wake("traces")
-        await wait_for(pilot, lambda: any(n.title == "Agent planner/main is ready" for n in app._notifications),
-                       what="ready notification")
+        await wait_for(
+            pilot,
+            lambda: any(n.title == "Agent planner/main is ready" for n in app._notifications),
+            what="ready notification",
+        )
         app.screen.query_one("#agents").focus()
         await pilot.press("t")
-        await wait_for(pilot, lambda: any("launched" in n.message for n in app._notifications), timeout=30,
-                       what="retrain launched")
+        await wait_for(
+            pilot,
+            lambda: any("launched" in n.message for n in app._notifications),
+            timeout=30,
+            what="retrain launched",
+        )
     manager = JobManager(home=home)
     (job,) = manager.registry.list()
     assert job.name == "retrain-planner-main"
