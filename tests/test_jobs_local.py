@@ -259,3 +259,21 @@ def test_bad_input_is_a_clear_error(home, tmp_path):
     )
     assert proc.returncode == 2 and "nope.toml: no such config file" in proc.stderr
     assert Registry().list() == [], "nothing was registered for the failed starts"
+
+
+def test_opening_a_new_database_waits_for_a_writer_instead_of_failing(tmp_path):
+    """connect() on a new file that another connection is writing waits, then switches it to WAL."""
+    import sqlite3
+    import threading
+
+    from cep_core.db import connect
+
+    path = tmp_path / "new.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE t (x)")
+    writer.execute("BEGIN EXCLUSIVE")
+    writer.execute("INSERT INTO t VALUES (1)")
+    threading.Timer(0.5, lambda: writer.execute("COMMIT")).start()
+    db = connect(path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert db.execute("SELECT count(*) FROM t").fetchone()[0] == 1
