@@ -19,25 +19,13 @@ import sys
 import time
 from pathlib import Path
 
-from cep_core.bfcl import gold_calls, load_bfcl, rule_for
+from cep_core.bfcl import ANSWER_CATEGORIES, gold_calls, load_bfcl, rule_for
 from cep_core.evalset import load_examples
 from cep_core.scoring import score_example
 from cep_core.toolcalls import render_target
 
 BFCL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bfcl"
-CATEGORIES = [
-    "simple_python",
-    "multiple",
-    "parallel",
-    "parallel_multiple",
-    "live_simple",
-    "live_multiple",
-    "live_parallel",
-    "live_parallel_multiple",
-    "irrelevance",
-    "live_irrelevance",
-    "live_relevance",
-]
+CATEGORIES = [*ANSWER_CATEGORIES, "irrelevance", "live_irrelevance", "live_relevance"]
 
 
 def degrade(text: str, rng: random.Random) -> str:

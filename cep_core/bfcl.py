@@ -18,6 +18,17 @@ from cep_core.toolcalls import ToolCall
 
 _CATEGORY = re.compile(r"^BFCL_v\d+_(?P<cat>.+?)(?:_result|_score)?\.json$")
 NO_ANSWER_CATEGORIES = ("irrelevance", "live_irrelevance", "live_relevance")
+# The categories whose entries have possible answers (the AST checker's), in BFCL's order.
+ANSWER_CATEGORIES = (
+    "simple_python",
+    "multiple",
+    "parallel",
+    "parallel_multiple",
+    "live_simple",
+    "live_multiple",
+    "live_parallel",
+    "live_parallel_multiple",
+)
 # Entries of the shared BFCL v4 data that no output can pass under BFCL's own checker: the answer contradicts
 # the function's schema. Gold-answer checks (tests, `cep eval` on gold predictions) expect exactly these to fail.
 UNSATISFIABLE: dict[str, str] = {

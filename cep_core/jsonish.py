@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import warnings
 from typing import Any
 
 # Beyond this size a Python-literal parse is not attempted: ast on huge input is slow and memory hungry.
@@ -46,7 +47,9 @@ def loads_lenient(text: str) -> tuple[Any, bool]:
         return None, False
     if len(stripped) <= MAX_LITERAL_CHARS:
         try:
-            value = ast.literal_eval(stripped)
+            with warnings.catch_warnings():  # model text such as "\[" is not our code's escape sequence
+                warnings.simplefilter("ignore")
+                value = ast.literal_eval(stripped)
         except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError, OverflowError):
             value = MISSING
         if value is not MISSING and isinstance(value, dict | list | str | int | float | bool | tuple):

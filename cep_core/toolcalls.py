@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import warnings
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -275,7 +276,9 @@ def _python_calls(text: str) -> list[ToolCall]:
     if not text or len(text) > MAX_PY_CALL_CHARS or not _PY_CALL_START.match(text):
         return []
     try:
-        tree = ast.parse(text, mode="eval")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text, mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []
     node = tree.body

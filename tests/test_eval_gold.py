@@ -11,16 +11,7 @@ from cep_core import bfcl
 from cep_core.cli import main as cep
 from cep_core.toolcalls import ToolCall, render_target
 
-ANSWER_CATEGORIES = [
-    "simple_python",
-    "multiple",
-    "parallel",
-    "parallel_multiple",
-    "live_simple",
-    "live_multiple",
-    "live_parallel",
-    "live_parallel_multiple",
-]
+ANSWER_CATEGORIES = list(bfcl.ANSWER_CATEGORIES)
 NO_CALL_CATEGORIES = ["irrelevance", "live_irrelevance"]
 STRUCTURED_CATEGORIES = ["simple_python", "live_simple"]
 

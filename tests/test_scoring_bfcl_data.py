@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from cep_core.bfcl import UNSATISFIABLE, gold_calls, load_bfcl, rule_for
+from cep_core.bfcl import ANSWER_CATEGORIES, UNSATISFIABLE, gold_calls, load_bfcl, rule_for
 from cep_core.bfcl_checker import check_example
 from cep_core.evalset import load_examples
 from cep_core.scoring import score_example
@@ -25,16 +25,7 @@ pytestmark = pytest.mark.skipif(
     not BFCL.is_dir(), reason="../shared/data/bfcl is absent (a user's clone has none)"
 )
 
-ANSWER_FILES = [
-    "simple_python",
-    "multiple",
-    "parallel",
-    "parallel_multiple",
-    "live_simple",
-    "live_multiple",
-    "live_parallel",
-    "live_parallel_multiple",
-]
+ANSWER_FILES = list(ANSWER_CATEGORIES)
 
 
 def entries(category):

@@ -27,13 +27,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cep_core.errors import InputError
+from cep_core.tomlfile import read_toml
 
 BACKENDS = ("hf", "openai", "predictions")
 TOOL_FORMATS = ("target", "hermes")
@@ -102,16 +102,7 @@ class EvalConfig:
 def load_eval_config(path: str | Path) -> EvalConfig:
     """Read and validate an eval config; relative paths become absolute against the file's folder."""
     path = Path(path).expanduser()
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise InputError("no such config file", path=path) from exc
-    except OSError as exc:
-        raise InputError(f"cannot read config: {exc.strerror or exc}", path=path) from exc
-    except UnicodeDecodeError as exc:
-        raise InputError("the config is not UTF-8 text", path=path) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"invalid TOML: {exc}", path=path) from exc
+    raw = read_toml(path)
     config = eval_config_from_dict(raw, path)
     _resolve_paths(config, path.parent.resolve())
     return config

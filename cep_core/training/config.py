@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cep_core.errors import InputError
+from cep_core.tomlfile import read_toml
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda"),
@@ -92,14 +92,7 @@ class TrainConfig:
 def load_config(path: str | Path) -> TrainConfig:
     """Read and validate a config file; relative local data paths become absolute (relative to the file)."""
     path = Path(path).expanduser()
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise InputError(f"cannot read config: {exc.strerror or exc}", path=path) from exc
-    except UnicodeDecodeError as exc:
-        raise InputError("the config is not UTF-8 text", path=path) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"invalid TOML: {exc}", path=path) from exc
+    raw = read_toml(path)
     config = config_from_dict(raw, path)
     config.data.sources = [_resolve_source(s, path.parent) for s in config.data.sources]
     if config.data.cep not in ("none",) and (path.parent / config.data.cep).is_file():
