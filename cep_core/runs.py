@@ -12,6 +12,7 @@ import math
 import os
 import re
 import secrets
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -225,3 +226,14 @@ def run_status(path_or_run_dir: str | Path) -> str:
         elif kind == "error":
             status = "failed"
     return status
+
+
+def log_output_to(path: str | Path) -> None:
+    """Send everything this process and its native libraries print to `path` (appended across resumes):
+    a job's stdout.log. File descriptors 1 and 2 are replaced, so C-level output lands there too."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)

@@ -27,7 +27,7 @@ from cep_core.evaluation.backends import Backend, Generation, Request
 from cep_core.evaluation.config import EvalConfig, load_eval_config
 from cep_core.evaluation.sets import DEFAULT_HOLDOUT, LoadedSet, load_sets
 from cep_core.prefix import NO_CEP, Cep, apply_cep, get_cep
-from cep_core.runs import ProgressWriter, RunPaths, list_runs, new_run_id
+from cep_core.runs import ProgressWriter, RunPaths, list_runs, log_output_to, new_run_id
 from cep_core.state import resolve_home, runs_dir
 
 EXIT_COMPLETED = 0
@@ -367,12 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{paths.run_toml}: no such file (a run directory holds run.toml)", file=sys.stderr)
         return EXIT_CONFIG
     if not ns.no_log_file:
-        fd = os.open(paths.stdout_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.close(fd)
+        log_output_to(paths.stdout_log)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     stop = {"requested": False}
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from cep_core.checks import Status
 from cep_core.errors import InputError
-from cep_core.runs import ProgressWriter, RunPaths
+from cep_core.runs import ProgressWriter, RunPaths, log_output_to
 
 EXIT_COMPLETED = 0
 EXIT_ERROR = 1
@@ -254,12 +254,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{paths.run_toml}: no such file (a run directory holds run.toml)", file=sys.stderr)
         return EXIT_PREFLIGHT
     if not ns.no_log_file:
-        # Everything the job and its native libraries print goes to stdout.log (appended across resumes).
-        fd = os.open(paths.stdout_log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.close(fd)
+        log_output_to(paths.stdout_log)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     return run_job(paths.root)
