@@ -162,4 +162,6 @@ async def test_a_flood_of_log_lines_leaves_memory_bounded(tmp_path):
         finally:
             tracemalloc.stop()
         assert len(log.lines) == 50
-        assert held < 200_000, f"{held} bytes of log lines still alive"  # 50 lines of ~120 bytes, not 4.5 MB
+        # The leak kept every burst (4.5 MB); what is alive now is the view plus at most a read chunk in flight
+        # (a 256 KiB read can be mid-way when the snapshot is taken on a busy machine).
+        assert held < 1_000_000, f"{held} bytes of log lines still alive"
