@@ -23,6 +23,7 @@ class ConsoleOptions:
     replay: Path | None = None  # None = the real NVML
     demo: bool = False  # the demo run is offered in the launch form (and --demo replays a healthy host)
     demo_config: Path | None = None
+    temporary_home: bool = False  # --demo without --home: a fresh home, removed at exit unless a run is live
     keymap: dict[str, str] = field(default_factory=dict)
     gpu_interval_s: float = 1.0
     runs_interval_s: float = 1.0
@@ -120,6 +121,29 @@ def write_demo_config(home: Path) -> Path:
     return target
 
 
+def discard_temporary_home(options: ConsoleOptions) -> str | None:
+    """At exit: remove a `--demo` session's temporary home, unless a run in it is still live (its job writes
+    there). Returns what to tell the user, or None when there was nothing to do."""
+    if not options.temporary_home or not options.home.is_dir():
+        return None
+    import shutil
+
+    from cep_core.jobs.manager import JobManager
+
+    try:
+        live = [
+            job.id
+            for job in JobManager(home=options.home).refresh_all()
+            if job.state in ("queued", "running")
+        ]
+    except Exception as exc:  # noqa: BLE001 — an unreadable jobs database: keep the home, say why
+        return f"demo home kept at {options.home} (could not read its jobs: {exc})"
+    if live:
+        return f"demo home kept at {options.home}: run {', '.join(live)} is still going (CEP_HOME={options.home} cep jobs ls)"
+    shutil.rmtree(options.home, ignore_errors=True)
+    return None
+
+
 def resolve_options(
     home: str | None = None,
     traces: str | None = None,
@@ -135,6 +159,8 @@ def resolve_options(
     from cep_core.state import resolve_home
 
     home_path = Path(tempfile.mkdtemp(prefix="cep-demo-")) if demo and not home else resolve_home(home)
+    if home_path.exists() and not home_path.is_dir():
+        raise InputError("the home is not a directory", path=home_path)
     empty = home_is_empty(home_path)
     replay_path = Path(replay).expanduser() if replay else None
     if replay_path is not None and not replay_path.is_file():
@@ -149,6 +175,7 @@ def resolve_options(
         traces_path = home_path / "traces.db"
     opts = ConsoleOptions(
         home=home_path,
+        temporary_home=demo and not home,
         traces_db=traces_path,
         replay=replay_path,
         demo=demo or empty,

@@ -8,11 +8,18 @@ from textual.screen import Screen
 
 
 class ModeScreen(Screen):
-    """A mode's screen. `FEED` names the App signal it shows (gpu, runs, traces) and `show_state` gets it."""
+    """A mode's screen. `FEED` names the App signal it shows (gpu, runs, traces) and `show_state` gets it.
+
+    The App may offer `screen_painted()`, called after this screen's first refresh (the console loads
+    cep_core then, so the user sees a screen before paying for it).
+    """
 
     FEED: str | None = None
 
     def on_mount(self) -> None:
+        painted = getattr(self.app, "screen_painted", None)
+        if painted is not None:
+            self.call_after_refresh(painted)
         if self.FEED is None:
             return
         signal = getattr(self.app, f"{self.FEED}_signal")

@@ -143,6 +143,7 @@ class EvalsScreen(ModeScreen):
             ("errors", "top errors"),
         ):
             table.add_column(label, key=key)
+        super().on_mount()
 
     def on_screen_resume(self) -> None:
         """Shown again (or for the first time): take a run filter set by `e` on Runs, and reload."""

@@ -118,3 +118,94 @@ def test_command_line_errors_name_the_file_and_exit_2(tmp_path, capsys):
     bad.write_text("{not json")
     assert main(["--home", str(tmp_path), "--keys", str(bad)]) == 2
     assert "bad.json" in capsys.readouterr().err
+
+
+def test_a_home_that_is_a_file_is_named_and_exits_2(tmp_path, capsys):
+    not_a_dir = tmp_path / "home-file"
+    not_a_dir.write_text("x")
+    app = CepConsole(None, request={"home": str(not_a_dir)}, feeds=False)
+
+    async def run() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.return_code is not None, what="the app to give up")
+
+    import asyncio
+
+    asyncio.run(run())
+    assert app.return_code == 2
+    assert app.options is None
+
+
+async def test_options_are_resolved_after_the_first_frame_and_feeds_start(home):
+    app = CepConsole(None, request={"home": str(home), "replay": str(HEALTHY)})
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.options is not None, what="options resolved")
+        assert app.options.home == home and app.options.replay == HEALTHY
+        await wait_for(pilot, lambda: "HOST OK" in screen_text(app), what="the replayed host")
+        assert str(home) in app.sub_title
+
+
+def test_the_first_screen_is_shown_before_cep_core_is_loaded(tmp_path):
+    """`cep-console` checks its command line with the standard library and loads cep_core (sqlite-utils and
+    the rest, ~60 ms) only once the GPU screen is up: a module-level cep_core import would undo that."""
+    import json
+    import subprocess
+    import sys
+    import textwrap
+
+    report = tmp_path / "report.json"
+    code = textwrap.dedent(f"""
+        import asyncio, json, sys
+        from pathlib import Path
+        import cep_console.app as app_module
+        seen = {{}}
+        original = app_module.CepConsole._ensure_options
+        def spy(self):
+            if not seen:
+                seen["loaded"] = sorted(m for m in sys.modules if m.startswith(("cep_core", "sqlite_utils")))
+                seen["screen"] = type(self.screen).__name__
+                seen["banner"] = str(self.screen.query_one("#gpu-banner").render())
+            return original(self)
+        app_module.CepConsole._ensure_options = spy
+        async def main():
+            app = app_module.CepConsole(None, request={{"home": {str(tmp_path / "home")!r}}}, feeds=False)
+            async with app.run_test(size=(80, 24)) as pilot:
+                while app.options is None:
+                    await pilot.pause(0.05)
+        asyncio.run(main())
+        Path({str(report)!r}).write_text(json.dumps(seen))
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, capture_output=True)
+    seen = json.loads(report.read_text())
+    assert seen["screen"] == "GpuScreen" and "Sampling the GPUs" in seen["banner"]
+    assert seen["loaded"] == []
+
+
+def test_the_demo_home_is_removed_at_exit_unless_a_run_is_live(tmp_path, monkeypatch):
+    from conftest import start_step_run, wait_job
+
+    from cep_console.options import discard_temporary_home, resolve_options
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # TMPDIR is read again
+    quiet = resolve_options(demo=True)
+    assert quiet.temporary_home and quiet.home.parent == tmp_path and quiet.demo_config.is_file()
+    assert discard_temporary_home(quiet) is None
+    assert not quiet.home.exists()
+
+    busy = resolve_options(demo=True)
+    job = start_step_run(busy.home, "still-going", steps=200, delay=0.05)
+    note = discard_temporary_home(busy)
+    assert note is not None and job.id in note and str(busy.home) in note
+    assert busy.home.is_dir()
+    from cep_core.jobs.manager import JobManager
+
+    JobManager(home=busy.home).stop(job.id, grace_s=5)
+    wait_job(busy.home, job.id)
+    assert discard_temporary_home(busy) is None and not busy.home.exists()
+
+    kept = resolve_options(home=str(tmp_path / "mine"), demo=True)
+    assert not kept.temporary_home
+    assert discard_temporary_home(kept) is None and kept.home.is_dir()
