@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from textual.app import App, ComposeResult  # noqa: E402
 
-from cep_console.logtail import LogTail  # noqa: E402
 from cep_console.messages import LogLines  # noqa: E402
 from cep_console.widgets.log_follower import LogFollower  # noqa: E402
+from cep_core.logtail import LogTail  # noqa: E402
 
 GOAL_MS = 250.0
 WRITER = """

@@ -277,3 +277,29 @@ def test_opening_a_new_database_waits_for_a_writer_instead_of_failing(tmp_path):
     db = connect(path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert db.execute("SELECT count(*) FROM t").fetchone()[0] == 1
+
+
+def test_cep_jobs_logs_prints_the_log_and_follows_a_running_job_to_its_end(home):
+    manager = JobManager()
+    run_dir = make_run(home, "logged", steps=8, delay=0.1)
+    job = start(manager, run_dir)
+    env = {**os.environ, "CEP_HOME": str(home)}
+    followed = subprocess.run(
+        [sys.executable, "-m", "cep_core.cli", "jobs", "logs", job.id, "-f"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert followed.returncode == 0, followed.stderr
+    steps = [line for line in followed.stdout.splitlines() if line.startswith("step ") and "/" in line]
+    assert [s.split()[1] for s in steps] == [f"{i}/8" for i in range(1, 9)]
+    assert f"job {job.id} succeeded" in followed.stderr
+    printed = subprocess.run(
+        [sys.executable, "-m", "cep_core.cli", "jobs", "logs", job.id],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert printed.stdout == (run_dir / "stdout.log").read_text()

@@ -9,8 +9,8 @@ from pathlib import Path
 from textual import work
 from textual.widgets import Log
 
-from cep_console.logtail import LogTail
 from cep_console.messages import LogLines
+from cep_core.logtail import LogTail
 
 MAX_LINES = 2000
 
@@ -83,7 +83,7 @@ class LogFollower(Log):
             update = await asyncio.to_thread(tail.read_new)
             if update.lines or update.reset or update.skipped_bytes:
                 self.post_message(LogLines(str(tail.path), update.lines, update.reset, update.skipped_bytes))
-            if len(update.lines) < 1000:  # caught up (a full read means more may be waiting)
+            if not update.pending_bytes:  # caught up
                 return
 
     def on_log_lines(self, message: LogLines) -> None:

@@ -185,13 +185,21 @@ def _logs(args: argparse.Namespace) -> int:
     log = Path(job.run_dir) / "stdout.log"
     if not args.follow:
         if log.exists():
-            sys.stdout.write(log.read_text(encoding="utf-8", errors="replace"))
+            import shutil
+
+            with log.open("rb") as handle:  # streamed: a log of any size, in constant memory
+                shutil.copyfileobj(handle, sys.stdout.buffer)
+            sys.stdout.flush()
         return 0
 
     def ended() -> bool:
         return manager.refresh(manager.registry.get(job.id)).state not in ACTIVE_STATES
 
-    for chunk in follow(log, stop=ended):
+    def note(text: str) -> None:
+        sys.stdout.flush()
+        stderr_console().print(f"[dim]--- {text} ---[/dim]")
+
+    for chunk in follow(log, stop=ended, on_reset=note):
         sys.stdout.write(chunk)
         sys.stdout.flush()
     final = manager.registry.get(job.id)

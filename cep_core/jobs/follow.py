@@ -1,6 +1,8 @@
 """Following a growing file (a job's stdout.log) the way `tail -F` does, with watchfiles instead of polling.
 
-Handles a file that does not exist yet, is truncated (the offset restarts at zero) or is replaced (a new inode).
+The reading is LogTail's: at most a bounded chunk in memory however fast the job writes, whole lines only
+(the unfinished last line is handed over when following ends), and a file that does not exist yet, is
+truncated or is replaced is followed from its new start, with a note saying so.
 """
 
 from __future__ import annotations
@@ -11,52 +13,58 @@ from pathlib import Path
 
 import watchfiles
 
+from cep_core.logtail import LogTail
+
+READ_BYTES = 1 << 20  # per read: memory stays bounded when the job writes faster than we print
+LINE_BYTES = 16 * 1024  # an unfinished line kept at most (longer ones are printed in pieces)
+
 
 def follow(
     path: str | Path,
     stop: Callable[[], bool] = lambda: False,
     from_start: bool = True,
     idle_timeout_ms: int = 1000,
+    on_reset: Callable[[str], None] = lambda note: None,
 ) -> Iterator[str]:
-    """Yield text as it is appended to `path` until `stop()` is true (checked at least every second)."""
+    """Yield text (whole lines) as it is appended to `path` until `stop()` is true (checked at least every
+    `idle_timeout_ms`). `on_reset` gets a note when the file is truncated or replaced. With `from_start=False`
+    only what is written after this call is yielded."""
     path = Path(path)
-    offset = 0
-    inode = None
-    if not from_start and path.exists():
-        offset = path.stat().st_size
+    tail = LogTail(
+        path, skip_bytes=None, max_read_bytes=READ_BYTES, max_line_bytes=LINE_BYTES, from_end=not from_start
+    )
+    return _follow(tail, stop, idle_timeout_ms, on_reset)
+
+
+def _follow(
+    tail: LogTail, stop: Callable[[], bool], idle_timeout_ms: int, on_reset: Callable[[str], None]
+) -> Iterator[str]:
+    path = tail.path
+
+    def drain() -> Iterator[str]:
+        while True:
+            update = tail.read_new()
+            if update.reset:
+                on_reset(f"{path.name} was {update.reset}; following it from its start")
+            if update.lines:
+                yield "\n".join(update.lines) + "\n"
+            if not update.pending_bytes:
+                return
+
     while True:
-        chunk, offset, inode = _read_new(path, offset, inode)
-        if chunk:
-            yield chunk
+        yield from drain()
         if stop():
-            chunk, offset, inode = _read_new(path, offset, inode)
-            if chunk:
-                yield chunk
+            yield from drain()
+            rest = tail.take_partial()
+            if rest:
+                yield rest
             return
         watch_dir = path.parent if path.parent.exists() else Path(os.getcwd())
         for _changes in watchfiles.watch(
             watch_dir,
-            stop_event=None,
             rust_timeout=idle_timeout_ms,
             yield_on_timeout=True,
             recursive=False,
             debounce=50,
         ):
             break
-
-
-def _read_new(path: Path, offset: int, inode: int | None) -> tuple[str, int, int | None]:
-    try:
-        stat = path.stat()
-    except OSError:
-        return "", 0, None
-    if inode is not None and stat.st_ino != inode:
-        offset = 0  # replaced by a new file
-    if stat.st_size < offset:
-        offset = 0  # truncated
-    if stat.st_size == offset:
-        return "", offset, stat.st_ino
-    with path.open("rb") as handle:
-        handle.seek(offset)
-        data = handle.read()
-    return data.decode("utf-8", errors="replace"), offset + len(data), stat.st_ino

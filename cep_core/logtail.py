@@ -1,9 +1,12 @@
-"""Following a job's log with bounded memory: the file logic of the log view (toolong keeps it apart too).
+"""Reading a growing log with bounded memory: the file logic under the console's log view and `cep jobs logs -f`
+(toolong keeps it apart from its widgets too).
 
 `LogTail.read_new()` returns the complete lines appended since the last call. It never holds more than
-`max_line_bytes` of a partial line, reads at most `max_read_bytes` per call and, when it falls behind by more
-than `skip_bytes` (or opens a huge file), jumps to the tail and says how much it skipped. A truncated file
-(size below our offset) or a replaced one (new inode) restarts from its beginning, flagged as a reset.
+`max_line_bytes` of a partial line and reads at most `max_read_bytes` per call (`pending_bytes` says what is
+left). A view that only shows the end sets `skip_bytes`: when it falls behind by more (or opens a huge file)
+it jumps to the tail and says how much it skipped; a printer (`skip_bytes=None`) reads everything. A
+truncated file (size below our offset) or a replaced one (new inode) restarts from its beginning, flagged
+as a reset. Standard library only: the console imports it.
 """
 
 from __future__ import annotations
@@ -18,16 +21,20 @@ class TailUpdate:
     lines: list[str] = field(default_factory=list)
     reset: str = ""  # "truncated" | "replaced" | "" : the view should clear before showing `lines`
     skipped_bytes: int = 0  # bytes jumped over to keep up
+    pending_bytes: int = 0  # bytes already in the file and not read yet (read_new again to get them)
 
 
 class LogTail:
+    """One file followed from `offset` (0: its start; `from_end=True`: what is written from now on)."""
+
     def __init__(
         self,
         path: str | Path,
         *,
-        skip_bytes: int = 256 * 1024,
+        skip_bytes: int | None = 256 * 1024,
         max_read_bytes: int = 1 << 20,
         max_line_bytes: int = 16 * 1024,
+        from_end: bool = False,
     ):
         self.path = Path(path)
         self.skip_bytes = skip_bytes
@@ -36,6 +43,17 @@ class LogTail:
         self.offset = 0
         self.inode: int | None = None
         self._partial = b""
+        if from_end:
+            try:
+                st = os.stat(self.path)
+                self.offset, self.inode = st.st_size, st.st_ino
+            except OSError:
+                pass
+
+    def take_partial(self) -> str:
+        """The unfinished last line, handed over (at the end of a follow: the writer is done)."""
+        text, self._partial = self._partial.decode("utf-8", "replace"), b""
+        return text
 
     def read_new(self) -> TailUpdate:
         """Everything complete since the last call (bounded); never raises for a missing or vanished file."""
@@ -52,7 +70,7 @@ class LogTail:
                 out.reset, self.offset, self._partial = "truncated", 0, b""
             self.inode = st.st_ino
             behind = st.st_size - self.offset
-            if behind > self.skip_bytes:
+            if self.skip_bytes is not None and behind > self.skip_bytes:
                 out.skipped_bytes = behind - self.skip_bytes
                 self.offset = st.st_size - self.skip_bytes
                 self._partial = b""
@@ -63,6 +81,7 @@ class LogTail:
         finally:
             os.close(fd)
         self.offset += len(data)
+        out.pending_bytes = max(0, st.st_size - self.offset)
         if not data:
             return out
         data = self._partial + data

@@ -1,4 +1,4 @@
-"""LogTail: the log view's file logic — complete lines only, bounded memory, truncation and replacement."""
+"""LogTail: the file logic under the log view and `cep jobs logs -f` — complete lines only, bounded memory, truncation and replacement."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import os
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cep_console.logtail import LogTail
+from cep_core.logtail import LogTail
 
 
 def test_missing_file_gives_nothing_then_lines_once_it_appears(tmp_path):
@@ -111,3 +111,52 @@ def test_any_split_of_appends_yields_the_same_lines(tmp_path_factory, text, cuts
     expected = [p.decode("utf-8", "replace").rstrip("\r") for p in complete.split(b"\n")[:-1]]
     # A multi-byte character split across two reads must still decode as one character.
     assert got == expected
+
+
+def test_follow_prints_every_line_of_a_fast_writer_in_bounded_chunks(tmp_path):
+    """`cep jobs logs -f`'s reader: a real writer process appends 3 MB as fast as it can, then truncates the
+    log and writes again; every line arrives once, in order, no yield larger than one read (and an unfinished line), and the
+    truncation is announced."""
+    import subprocess
+    import sys
+
+    from cep_core.jobs.follow import LINE_BYTES, READ_BYTES, follow
+
+    log = tmp_path / "stdout.log"
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "p = sys.argv[1]\n"
+            "with open(p, 'a') as f:\n"
+            "    for i in range(30000):\n"
+            "        f.write(f'step {i:06d} ' + 'x' * 88 + '\\n')\n"
+            "time.sleep(0.5)\n"
+            "with open(p, 'w') as f:\n"
+            "    f.write('after truncation\\nthe end')\n",
+            str(log),
+        ]
+    )
+    notes: list[str] = []
+    chunks = list(
+        follow(log, stop=lambda: writer.poll() is not None, idle_timeout_ms=100, on_reset=notes.append)
+    )
+    assert writer.returncode == 0
+    assert max(len(c.encode()) for c in chunks) <= READ_BYTES + LINE_BYTES
+    lines = "".join(chunks).split("\n")
+    steps = [x for x in lines if x.startswith("step ")]
+    assert steps == [f"step {i:06d} " + "x" * 88 for i in range(30000)]
+    assert lines[-2:] == ["after truncation", "the end"]  # the unfinished last line is handed over at the end
+    assert notes == ["stdout.log was truncated; following it from its start"]
+
+
+def test_follow_from_the_end_skips_what_was_already_there(tmp_path):
+    from cep_core.jobs.follow import follow
+
+    log = tmp_path / "stdout.log"
+    log.write_text("old\n")
+    stopped = iter([False, True])
+    out = follow(log, stop=lambda: next(stopped), from_start=False, idle_timeout_ms=50)
+    log.write_text("old\nnew\n")
+    assert "".join(out) == "new\n"
