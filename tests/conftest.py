@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SLURM_DIR = Path(os.environ.get("CEP_SLURM_DIR", "/tmp/cep-slurm"))
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +32,39 @@ def _private_cep_home(tmp_path_factory):
     if "CEP_HOME" not in os.environ:
         os.environ["CEP_HOME"] = str(tmp_path_factory.mktemp("cep-home"))
     yield
+
+
+def _no_cluster(reason: str) -> None:
+    """Skip, or fail where CI promised a cluster (CEP_REQUIRE_SLURM=1): a Slurm test never passes unrun."""
+    if os.environ.get("CEP_REQUIRE_SLURM") == "1":
+        pytest.fail(f"CEP_REQUIRE_SLURM=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> str:
+    """The name of a partition of a Slurm cluster that answers; skips (saying why) when there is none.
+
+    Uses SLURM_CONF when set, else the configuration scripts/slurm-up.sh wrote under $CEP_SLURM_DIR.
+    """
+    if "SLURM_CONF" not in os.environ and (SLURM_DIR / "etc" / "slurm.conf").is_file():
+        os.environ["SLURM_CONF"] = str(SLURM_DIR / "etc" / "slurm.conf")
+    if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
+        _no_cluster("Slurm is not installed (apt-get install slurm-wlm munge; then scripts/slurm-up.sh)")
+    try:
+        result = subprocess.run(
+            ["sinfo", "-h", "-o", "%P|%a|%T"], capture_output=True, text=True, timeout=15, check=False
+        )
+    except subprocess.TimeoutExpired:
+        _no_cluster("no Slurm cluster answers: sinfo timed out; run scripts/slurm-up.sh")
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        _no_cluster(f"no Slurm cluster answers (sinfo: {last}); run scripts/slurm-up.sh")
+    for line in result.stdout.splitlines():
+        partition, avail, state = (line.split("|") + ["", ""])[:3]
+        if avail == "up" and state.startswith(("idle", "mixed", "alloc", "completing")):
+            return partition.rstrip("*")
+    _no_cluster(
+        f"the Slurm cluster has no usable node (sinfo: {result.stdout.strip()!r}); run scripts/slurm-up.sh"
+    )
+    raise AssertionError("unreachable")
