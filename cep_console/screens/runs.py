@@ -73,6 +73,7 @@ class RunsScreen(ModeScreen):
         super().__init__()
         self.rows: dict[str, Any] = {}
         self.selected: str | None = None
+        self.pending_selection: str | None = None  # a job to select once the table shows it
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -110,7 +111,9 @@ class RunsScreen(ModeScreen):
                     if str(new_value) != str(old_value):
                         table.update_cell(job_id, key, new_value)
         self.rows = fresh
-        if self.selected is None and state.rows:
+        if self.pending_selection in fresh:
+            self._take_pending_selection()
+        elif self.selected is None and state.rows:
             self._select(state.rows[0].job_id)
         elif self.selected in fresh:
             self._show_detail(fresh[self.selected])
@@ -206,10 +209,23 @@ class RunsScreen(ModeScreen):
             else:
                 job = manager.resume(job_id)
                 text = f"{job.name}: attempt {job.attempt} started as {job.id}"
+                self.app.call_from_thread(self._pending_select, job.id)
             self.post_message(ActionDone(what, True, text))
         except CepError as exc:
             self.post_message(ActionDone(what, False, str(exc)))
         self.app.wake("runs")
+
+    def _pending_select(self, job_id: str) -> None:
+        """Select a job as soon as the table has it (the attempt a resume just started)."""
+        self.pending_selection = job_id
+        if job_id in self.rows:
+            self._take_pending_selection()
+
+    def _take_pending_selection(self) -> None:
+        job_id, self.pending_selection = self.pending_selection, None
+        if job_id is not None:
+            self._select(job_id)
+            self.query_one("#jobs", DataTable).move_cursor(row=list(self.rows).index(job_id))
 
     def on_action_done(self, message: ActionDone) -> None:
         message.stop()

@@ -82,9 +82,13 @@ async def test_stop_then_resume_from_the_keyboard(home):
         await wait_for(pilot, lambda: any(r.attempt == 2 for r in app.runs_state.rows), what="attempt 2")
         second = next(r for r in app.runs_state.rows if r.attempt == 2)
         assert second.state == "running"
-        # Stop the second attempt too, so no job outlives the test.
-        app.screen.selected = None
+        # The new attempt is selected by itself (its detail and log follow it); stop it too, so no job
+        # outlives the test.
         await wait_for(pilot, lambda: app.screen.selected == second.job_id, what="new attempt selected")
+        table = app.screen.query_one("#jobs")
+        assert table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value == second.job_id
+        await pilot.pause(0.2)
+        assert "attempt 2" in screen_text(app)
         await pilot.press("s")
         await wait_for(
             pilot,
