@@ -237,3 +237,32 @@ def test_cli_import_does_not_load_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_checkpointing_is_passed_without_a_deprecation_warning(tmp_path, enabled):
+    import dataclasses
+    import warnings
+
+    from transformers import TrainingArguments
+
+    from cep_core.training.job import checkpointing_args
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        args = TrainingArguments(
+            output_dir=str(tmp_path),
+            use_cpu=True,
+            report_to="none",
+            **checkpointing_args(TrainingArguments, enabled),
+        )
+    assert args.gradient_checkpointing is enabled  # what the Trainer reads, under either name
+
+    @dataclasses.dataclass
+    class OlderArguments:  # transformers 4.x: only the old names
+        gradient_checkpointing: bool = False
+        gradient_checkpointing_kwargs: dict | None = None
+
+    old = OlderArguments(**checkpointing_args(OlderArguments, enabled))
+    assert old.gradient_checkpointing is enabled
+    assert (old.gradient_checkpointing_kwargs is not None) is enabled

@@ -148,10 +148,7 @@ def _train(paths: RunPaths, writer: ProgressWriter, stop: Any) -> int:
         save_total_limit=config.train.save_total_limit or None,
         bf16=bf16,
         use_cpu=device == "cpu",
-        gradient_checkpointing=config.train.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False}
-        if config.train.gradient_checkpointing
-        else None,
+        **checkpointing_args(TrainingArguments, config.train.gradient_checkpointing),
         seed=config.train.seed,
         data_seed=config.train.seed,
         report_to="none",
@@ -256,4 +253,20 @@ def main(argv: list[str] | None = None) -> int:
     if not ns.no_log_file:
         log_output_to(paths.stdout_log)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import warnings
+
+    # peft reads the model's `is_gradient_checkpointing`, which transformers 5 deprecated: a warning the user
+    # can do nothing about, in every run's log.
+    warnings.filterwarnings(
+        "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+    )
     return run_job(paths.root)
+
+
+def checkpointing_args(arguments_class: type, enabled: bool) -> dict[str, Any]:
+    """Activation (gradient) checkpointing under the name this transformers takes: 5.x renamed
+    `gradient_checkpointing*` to `activation_checkpointing*` and warns on the old one (noise in every run's log)."""
+    kwargs = {"use_reentrant": False} if enabled else None
+    if "activation_checkpointing" in getattr(arguments_class, "__dataclass_fields__", {}):
+        return {"activation_checkpointing": enabled, "activation_checkpointing_kwargs": kwargs}
+    return {"gradient_checkpointing": enabled, "gradient_checkpointing_kwargs": kwargs}
