@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from textual import events, on
 from textual.screen import Screen
+from textual.widgets import Footer
+
+PALETTE_MIN_WIDTH = 100  # below this the footer's room goes to the keys; ctrl+p still works (and is in help)
+
+
+def mode_footer() -> Footer:
+    """The footer of every mode screen: compact, so the screen's keys and the four modes fit 80 columns."""
+    return Footer(compact=True, show_command_palette=False)
 
 
 class ModeScreen(Screen):
@@ -28,6 +37,11 @@ class ModeScreen(Screen):
         state = getattr(self.app, current)
         if state is not None:
             self.show_state(state)
+
+    @on(events.Resize)
+    def _fit_footer(self, event: events.Resize) -> None:
+        for footer in self.query(Footer):
+            footer.show_command_palette = event.size.width >= PALETTE_MIN_WIDTH
 
     def show_state(self, state: Any) -> None:  # pragma: no cover - every mode screen overrides it
         raise NotImplementedError

@@ -12,11 +12,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from cep_console.evals_feed import HEADLINES, EvalRow, beats, load_evaluations, prompt_text, worst
 from cep_console.formatting import clip
-from cep_console.screens.base import ModeScreen
+from cep_console.screens.base import ModeScreen, mode_footer
 
 
 def figure_cell(metric: str, figure: Any) -> Text:
@@ -127,7 +127,7 @@ class EvalsScreen(ModeScreen):
         with VerticalScroll(id="eval-detail"):
             yield Static("", id="eval-summary")
             yield Static("", id="worst")
-        yield Footer()
+        yield mode_footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#evals", DataTable)

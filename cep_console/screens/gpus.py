@@ -7,10 +7,10 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Grid, VerticalScroll
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from cep_console.formatting import clip, when
-from cep_console.screens.base import ModeScreen
+from cep_console.screens.base import ModeScreen, mode_footer
 from cep_console.widgets.gpu_card import GpuCard
 
 CARD_WIDTH = 50
@@ -47,7 +47,7 @@ class GpuScreen(ModeScreen):
             yield Static("Xid events (last 24 h)", classes="section-title")
             yield DataTable(id="xid-log", cursor_type="row", zebra_stripes=True)
             yield Grid(id="gpu-cards")
-        yield Footer()
+        yield mode_footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#xid-log", DataTable)

@@ -13,11 +13,11 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import DataTable, Footer, Header, ProgressBar, Sparkline, Static
+from textual.widgets import DataTable, Header, ProgressBar, Sparkline, Static
 
 from cep_console.formatting import duration, num
 from cep_console.messages import ActionDone
-from cep_console.screens.base import ModeScreen
+from cep_console.screens.base import ModeScreen, mode_footer
 from cep_console.widgets.log_follower import LogFollower
 
 STATE_STYLE = {
@@ -63,7 +63,7 @@ class RunsScreen(ModeScreen):
     FEED = "runs"
     BINDINGS = [
         Binding("n", "launch", "Launch", id="runs.launch"),
-        Binding("d", "launch_demo", "Demo run", id="runs.launch_demo"),
+        Binding("d", "launch_demo", "Demo", id="runs.launch_demo"),
         Binding("s", "stop", "Stop", id="runs.stop"),
         Binding("r", "resume", "Resume", id="runs.resume"),
         Binding("e", "evals", "Evals", id="runs.evals"),
@@ -86,7 +86,7 @@ class RunsScreen(ModeScreen):
                 yield Static("loss", id="loss-label")
                 yield Sparkline([], id="loss-curve")
             yield LogFollower(id="run-log")
-        yield Footer()
+        yield mode_footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#jobs", DataTable)

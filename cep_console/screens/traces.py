@@ -11,12 +11,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 
 from cep_console.formatting import bar, num, pct, when
 from cep_console.launch_form import job_env
 from cep_console.messages import ActionDone
-from cep_console.screens.base import ModeScreen
+from cep_console.screens.base import ModeScreen, mode_footer
 from cep_console.traces_feed import TraceQuery, TracesFeed, parse_filter
 
 
@@ -88,8 +88,9 @@ class TracesScreen(ModeScreen):
         Binding("f", "filter", "Filter", id="traces.filter"),
         Binding("x", "export", "Export", id="traces.export"),
         Binding("t", "retrain", "Retrain", id="traces.retrain"),
-        Binding("right_square_bracket", "next_page", "Older", id="traces.next_page"),
-        Binding("left_square_bracket", "prev_page", "Newer", id="traces.prev_page"),
+        # Paging keys are named in the status line when they apply (the footer must fit 80 columns).
+        Binding("right_square_bracket", "next_page", "Older", id="traces.next_page", show=False),
+        Binding("left_square_bracket", "prev_page", "Newer", id="traces.prev_page", show=False),
         Binding("escape", "clear", "Clear", id="traces.clear", show=False),
     ]
 
@@ -107,7 +108,7 @@ class TracesScreen(ModeScreen):
         yield Static("", id="trace-bar")
         yield Input(id="trace-input")
         yield DataTable(id="traces", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield mode_footer()
 
     def on_mount(self) -> None:
         self.query_one("#agents", DataTable).add_columns(

@@ -209,3 +209,19 @@ def test_the_demo_home_is_removed_at_exit_unless_a_run_is_live(tmp_path, monkeyp
     kept = resolve_options(home=str(tmp_path / "mine"), demo=True)
     assert not kept.temporary_home
     assert discard_temporary_home(kept) is None and kept.home.is_dir()
+
+
+@pytest.mark.parametrize("width", [80, 160])
+async def test_every_footer_key_fits_at_80_columns_and_the_palette_joins_when_wide(home, width):
+    app = CepConsole(make_options(home, replay=HEALTHY), feeds=False)
+    async with app.run_test(size=(width, 24 if width == 80 else 48)) as pilot:
+        for mode_key in "1234":
+            await pilot.press(mode_key)
+            await pilot.pause(0.1)
+            footer = screen_text(app).splitlines()[-1]
+            shown = [b for b in [*app.screen.BINDINGS, *app.BINDINGS] if b.show]
+            assert shown
+            for binding in shown:
+                label = f"{app.get_key_display(binding)} {binding.description}"
+                assert label in footer, f"{type(app.screen).__name__}: {label!r} not in {footer!r}"
+            assert ("^p palette" in footer) is (width >= 100)
