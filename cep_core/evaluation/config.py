@@ -25,15 +25,12 @@ Relative paths resolve against the config file's folder. Nothing here imports an
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cep_core.errors import InputError
-from cep_core.tomlfile import read_toml
+from cep_core.tomlfile import build, dumps, read_toml
 
 BACKENDS = ("hf", "openai", "predictions")
 TOOL_FORMATS = ("target", "hermes")
@@ -109,7 +106,7 @@ def load_eval_config(path: str | Path) -> EvalConfig:
 
 
 def eval_config_from_dict(raw: dict[str, Any], path: str | Path | None = None) -> EvalConfig:
-    config = _build(EvalConfig, raw, path, "")
+    config = build(EvalConfig, raw, path)
     _check(config, path)
     return config
 
@@ -136,49 +133,6 @@ def _resolve_paths(config: EvalConfig, base: Path) -> None:
             spec.source = f"{prefix}:{local(rest)}"
         elif not sep or prefix not in ("bfcl", "bfcl-json", "hermes", "json-mode", "builtin"):
             spec.source = local(spec.source)
-
-
-def _build(cls: type, raw: Any, path: str | Path | None, prefix: str) -> Any:
-    if not isinstance(raw, dict):
-        raise InputError("expected a table", path=path, field=prefix.rstrip(".") or None)
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        name = prefix + key
-        if key not in known:
-            raise InputError(f"unknown setting (known: {', '.join(sorted(known))})", path=path, field=name)
-        hint = hints[key]
-        if dataclasses.is_dataclass(hint):
-            values[key] = _build(hint, value, path, name + ".")
-        elif typing.get_origin(hint) is list:
-            (item,) = typing.get_args(hint)
-            if isinstance(value, dict):
-                value = [value]
-            if not isinstance(value, list):
-                raise InputError("expected a list of tables ([[sets]])", path=path, field=name)
-            values[key] = [_build(item, v, path, f"{name}[{i}].") for i, v in enumerate(value)]
-        else:
-            values[key] = _coerce(hint, value, path, name)
-    return cls(**values)
-
-
-def _coerce(hint: Any, value: Any, path: str | Path | None, name: str) -> Any:
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise InputError(f"expected true or false, got {value!r}", path=path, field=name)
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InputError(f"expected an integer, got {value!r}", path=path, field=name)
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise InputError(f"expected a number, got {value!r}", path=path, field=name)
-        return float(value)
-    if not isinstance(value, str):
-        raise InputError(f"expected a string, got {value!r}", path=path, field=name)
-    return value
 
 
 def _check(config: EvalConfig, path: str | Path | None) -> None:
@@ -225,23 +179,4 @@ def _check(config: EvalConfig, path: str | Path | None) -> None:
 
 def to_toml(config: EvalConfig) -> str:
     """The resolved config as TOML (what run.toml holds); load_eval_config reads it back to an equal config."""
-    data = config.to_dict()
-    lines = [f"{k} = {_value(v)}" for k, v in data.items() if not isinstance(v, dict | list)]
-    for key, value in data.items():
-        if isinstance(value, dict):
-            lines.append(f"\n[{key}]")
-            lines.extend(f"{k} = {_value(v)}" for k, v in value.items())
-    for item in data["sets"]:
-        lines.append("\n[[sets]]")
-        lines.extend(f"{k} = {_value(v)}" for k, v in item.items())
-    return "\n".join(lines) + "\n"
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+    return dumps(config.to_dict())

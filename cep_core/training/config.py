@@ -7,16 +7,12 @@ This module imports nothing heavy: the CLI validates configs without loading tor
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cep_core.errors import InputError
-from cep_core.tomlfile import read_toml
+from cep_core.tomlfile import build, dumps, read_toml
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda"),
@@ -112,60 +108,9 @@ def _resolve_source(source: str, base: Path) -> str:
 
 
 def config_from_dict(raw: dict[str, Any], path: str | Path | None = None) -> TrainConfig:
-    config = _build(TrainConfig, raw, path, prefix="")
+    config = build(TrainConfig, raw, path, bool_as_string=CHOICES)
     _check_values(config, path)
     return config
-
-
-def _build(cls: type, raw: Any, path: str | Path | None, prefix: str) -> Any:
-    if not isinstance(raw, dict):
-        raise InputError("expected a table", path=path, field=prefix.rstrip(".") or None)
-    hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
-    for key in raw:
-        if key not in known:
-            raise InputError(
-                f"unknown setting (known: {', '.join(sorted(known))})", path=path, field=prefix + key
-            )
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        hint = hints[key]
-        name = prefix + key
-        if dataclasses.is_dataclass(hint):
-            values[key] = _build(hint, value, path, prefix=name + ".")
-        else:
-            values[key] = _coerce(hint, value, path, name)
-    return cls(**values)
-
-
-def _coerce(hint: Any, value: Any, path: str | Path | None, name: str) -> Any:
-    origin = typing.get_origin(hint)
-    if origin in (list, types.GenericAlias) or hint in (list,):
-        (item,) = typing.get_args(hint)
-        if item is str and isinstance(value, str):
-            value = [value]  # target_modules = "all-linear", sources = "file.jsonl"
-        if not isinstance(value, list):
-            raise InputError(f"expected a list of {item.__name__}", path=path, field=name)
-        return [_coerce(item, v, path, name) for v in value]
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise InputError(f"expected true or false, got {value!r}", path=path, field=name)
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InputError(f"expected an integer, got {value!r}", path=path, field=name)
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise InputError(f"expected a number, got {value!r}", path=path, field=name)
-        return float(value)
-    if hint is str:
-        if isinstance(value, bool) and name.rsplit(".", 1)[-1] in CHOICES:
-            return "true" if value else "false"  # bf16 = true
-        if not isinstance(value, str):
-            raise InputError(f"expected a string, got {value!r}", path=path, field=name)
-        return value
-    raise InputError(f"unsupported setting type {hint}", path=path, field=name)
 
 
 def _check_values(config: TrainConfig, path: str | Path | None) -> None:
@@ -216,27 +161,7 @@ def _check_values(config: TrainConfig, path: str | Path | None) -> None:
 
 def to_toml(config: TrainConfig) -> str:
     """The config as TOML (what run.toml holds); load_config reads it back to an equal config."""
-    top: list[str] = []
-    tables: list[str] = []
-    for key, value in config.to_dict().items():
-        if isinstance(value, dict):
-            tables.append(f"\n[{key}]")
-            tables.extend(f"{k} = {_toml_value(v)}" for k, v in value.items())
-        else:
-            top.append(f"{key} = {_toml_value(value)}")
-    return "\n".join(top + tables) + "\n"
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # JSON string escapes are valid TOML basic strings
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+    return dumps(config.to_dict())
 
 
 def write_run_toml(config: TrainConfig, path: str | Path) -> None:
