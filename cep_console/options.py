@@ -139,7 +139,7 @@ def discard_temporary_home(options: ConsoleOptions) -> str | None:
     except Exception as exc:  # noqa: BLE001 — an unreadable jobs database: keep the home, say why
         return f"demo home kept at {options.home} (could not read its jobs: {exc})"
     if live:
-        return f"demo home kept at {options.home}: run {', '.join(live)} is still going (CEP_HOME={options.home} cep jobs ls)"
+        return f"demo home kept at {options.home}: run {', '.join(live)} is still going (CEP_HOME={options.home} cep jobs list)"
     shutil.rmtree(options.home, ignore_errors=True)
     return None
 
