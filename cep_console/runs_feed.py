@@ -44,24 +44,25 @@ class ProgressCache:
     table is refreshed every second and a long run's log holds thousands of events."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[tuple[int, int], dict[str, Any]]] = {}
+        self._cache: dict[tuple[str, float | None], tuple[tuple[int, int], dict[str, Any]]] = {}
 
-    def get(self, run_dir: str) -> dict[str, Any]:
+    def get(self, run_dir: str, until: float | None = None) -> dict[str, Any]:
         try:
             st = (Path(run_dir) / "progress.jsonl").stat()
             key = (st.st_size, st.st_mtime_ns)
         except OSError:
             key = (-1, -1)
-        hit = self._cache.get(run_dir)
+        hit = self._cache.get((run_dir, until))
         if hit is not None and hit[0] == key:
             return hit[1]
-        prog = run_progress(run_dir)
-        self._cache[run_dir] = (key, prog)
+        prog = run_progress(run_dir, until=until)
+        self._cache[(run_dir, until)] = (key, prog)
         return prog
 
 
 def row_of(job: Any, cache: ProgressCache | None = None) -> RunRow:
-    prog = cache.get(job.run_dir) if cache is not None else run_progress(job.run_dir)
+    until = job.ended  # an attempt that has ended shows where it stopped
+    prog = cache.get(job.run_dir, until) if cache is not None else run_progress(job.run_dir, until=until)
     return RunRow(
         job_id=job.id,
         name=job.name,

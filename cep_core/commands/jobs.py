@@ -77,7 +77,7 @@ def job_row(job: Any) -> dict[str, Any]:
     from cep_core.jobs.progress import run_progress
 
     row = job.to_dict()
-    row.update(run_progress(job.run_dir, since=job.started))
+    row.update(run_progress(job.run_dir, until=job.ended))
     return row
 
 

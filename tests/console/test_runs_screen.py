@@ -89,6 +89,10 @@ async def test_stop_then_resume_from_the_keyboard(home):
         assert table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value == second.job_id
         await pilot.pause(0.2)
         assert "attempt 2" in screen_text(app)
+        await wait_for(
+            pilot, lambda: (_attempt(app, 2).step or 0) > stopped_at + 2, what="attempt 2 stepping"
+        )
+        assert _attempt(app, 1).step == stopped_at  # the first attempt's row keeps where it stopped
         await pilot.press("s")
         await wait_for(
             pilot,
@@ -97,6 +101,10 @@ async def test_stop_then_resume_from_the_keyboard(home):
             what="both stopped",
         )
         assert min(r.step for r in app.runs_state.rows) >= stopped_at  # resumed from its checkpoint
+
+
+def _attempt(app, n: int):
+    return next(r for r in app.runs_state.rows if r.attempt == n)
 
 
 class _LogApp(App):
