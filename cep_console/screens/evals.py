@@ -108,9 +108,22 @@ def worst_text(examples: dict[str, list[dict[str, Any]]], width: int) -> Text:
 
 class EvalsScreen(ModeScreen):
     BINDINGS = [
-        Binding("space", "mark", "Mark", id="evals.mark"),
-        Binding("c", "compare", "Compare", id="evals.compare"),
-        Binding("escape", "clear_filter", "All evals", id="evals.clear_filter", show=False),
+        Binding("space", "mark", "Mark", id="evals.mark", tooltip="Mark or unmark the selected evaluation"),
+        Binding(
+            "c",
+            "compare",
+            "Compare",
+            id="evals.compare",
+            tooltip="Compare the marked evaluations side by side",
+        ),
+        Binding(
+            "escape",
+            "clear_filter",
+            "All evals",
+            id="evals.clear_filter",
+            show=False,
+            tooltip="Show every evaluation (after e from a run)",
+        ),
         Binding("f5", "reload", "Reload", id="evals.reload", show=False),
     ]
 

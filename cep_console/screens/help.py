@@ -45,6 +45,6 @@ class HelpScreen(ModalScreen[None]):
                 keymap = getattr(getattr(self.app, "options", None), "keymap", {}) or {}
                 keys = keymap.get(binding.id, binding.key)
                 shown = ", ".join(self.app.get_key_display(Binding(k.strip(), "")) for k in keys.split(","))
-                table.add_row(shown, binding.description, binding.id)
+                table.add_row(shown, binding.tooltip or binding.description, binding.id)
         table.add_row("ctrl+p", "command palette", "command_palette")
         return table

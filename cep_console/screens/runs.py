@@ -62,11 +62,35 @@ def cells(row: Any) -> list[Any]:
 class RunsScreen(ModeScreen):
     FEED = "runs"
     BINDINGS = [
-        Binding("n", "launch", "Launch", id="runs.launch"),
-        Binding("d", "launch_demo", "Demo", id="runs.launch_demo"),
-        Binding("s", "stop", "Stop", id="runs.stop"),
-        Binding("r", "resume", "Resume", id="runs.resume"),
-        Binding("e", "evals", "Evals", id="runs.evals"),
+        Binding(
+            "n",
+            "launch",
+            "Launch",
+            id="runs.launch",
+            tooltip="Open the launch form (model, CEP, data, LoRA, backend, GPUs)",
+        ),
+        Binding(
+            "d",
+            "launch_demo",
+            "Demo",
+            id="runs.launch_demo",
+            tooltip="Launch the demo run (built-in tiny model, on the CPU)",
+        ),
+        Binding(
+            "s",
+            "stop",
+            "Stop",
+            id="runs.stop",
+            tooltip="Stop the selected run (SIGTERM: it checkpoints first)",
+        ),
+        Binding(
+            "r",
+            "resume",
+            "Resume",
+            id="runs.resume",
+            tooltip="Resume the selected run: a new attempt from its newest checkpoint",
+        ),
+        Binding("e", "evals", "Evals", id="runs.evals", tooltip="The selected run's evaluations"),
     ]
 
     def __init__(self) -> None:

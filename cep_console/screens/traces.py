@@ -84,14 +84,54 @@ class TraceDetail(ModalScreen[None]):
 class TracesScreen(ModeScreen):
     FEED = "traces"
     BINDINGS = [
-        Binding("slash", "search", "Search", id="traces.search"),
-        Binding("f", "filter", "Filter", id="traces.filter"),
-        Binding("x", "export", "Export", id="traces.export"),
-        Binding("t", "retrain", "Retrain", id="traces.retrain"),
+        Binding(
+            "slash",
+            "search",
+            "Search",
+            id="traces.search",
+            tooltip="Full-text search of queries, responses and errors",
+        ),
+        Binding(
+            "f",
+            "filter",
+            "Filter",
+            id="traces.filter",
+            tooltip="Filter: agent=TYPE/NAME model=M success=yes|no since=2h",
+        ),
+        Binding(
+            "x",
+            "export",
+            "Export",
+            id="traces.export",
+            tooltip="Export the selected agent's successful traces (Hermes JSONL)",
+        ),
+        Binding(
+            "t",
+            "retrain",
+            "Retrain",
+            id="traces.retrain",
+            tooltip="Retrain the selected agent when it is ready",
+        ),
         # Paging keys are named in the status line when they apply (the footer must fit 80 columns).
-        Binding("right_square_bracket", "next_page", "Older", id="traces.next_page", show=False),
-        Binding("left_square_bracket", "prev_page", "Newer", id="traces.prev_page", show=False),
-        Binding("escape", "clear", "Clear", id="traces.clear", show=False),
+        Binding(
+            "right_square_bracket",
+            "next_page",
+            "Older",
+            id="traces.next_page",
+            show=False,
+            tooltip="Older page of traces",
+        ),
+        Binding(
+            "left_square_bracket",
+            "prev_page",
+            "Newer",
+            id="traces.prev_page",
+            show=False,
+            tooltip="Newer page of traces",
+        ),
+        Binding(
+            "escape", "clear", "Clear", id="traces.clear", show=False, tooltip="Clear the search and filters"
+        ),
     ]
 
     def __init__(self) -> None:
