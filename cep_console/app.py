@@ -120,6 +120,8 @@ class CepConsole(App):
         self.sub_title = self._subtitle()
         if self.feeds_enabled:
             self.call_after_refresh(self.start_feeds)
+            if self.options.temporary_home:
+                self.seed_demo_home()
 
     def _subtitle(self) -> str:
         mode = MODE_TITLES.get(self.current_mode, "")
@@ -199,6 +201,21 @@ class CepConsole(App):
             except Exception as exc:  # noqa: BLE001
                 self.post_message(ActionDone("traces", False, f"could not read the trace store: {exc}"))
             self._sleep("traces", self.options.traces_interval_s)
+
+    @work(thread=True, exclusive=True, group="demo", name="demo home")
+    def seed_demo_home(self) -> None:
+        """`--demo`'s fresh home: traced calls for the Traces screen, an evaluation job for Evals (cep_core)."""
+        from cep_core.demo_home import seed_demo_home
+        from cep_core.errors import CepError
+
+        try:
+            done = seed_demo_home(self.options.home, self.options.traces_db)
+        except (CepError, OSError) as exc:
+            self.post_message(ActionDone("demo", False, f"could not fill the demo home: {exc}"))
+            return
+        self.post_message(ActionDone("demo", True, "Demo home: " + "; ".join(done) + "."))
+        self.wake("traces")
+        self.wake("runs")
 
     # ------------------------------------------------------------------ state in, notifications out
     def on_gpu_updated(self, message: GpuUpdated) -> None:

@@ -185,6 +185,10 @@ def resolve_options(
         if threshold <= 0:
             raise InputError(f"--threshold must be positive, got {threshold}", field="threshold")
         opts.retrain_threshold = threshold
+    elif opts.temporary_home:
+        from cep_core.demo_home import THRESHOLD
+
+        opts.retrain_threshold = THRESHOLD  # the demo's traced planner is past it: `t` has something to do
     if opts.demo:
         home_path.mkdir(parents=True, exist_ok=True, mode=0o700)
         opts.demo_config = write_demo_config(home_path)

@@ -229,3 +229,40 @@ async def test_every_footer_key_fits_at_80_columns_and_the_palette_joins_when_wi
                 label = f"{app.get_key_display(binding)} {binding.description}"
                 assert label in footer, f"{type(app.screen).__name__}: {label!r} not in {footer!r}"
             assert ("^p palette" in footer) is (width >= 100)
+
+
+async def test_demo_fills_its_fresh_home_with_traces_and_an_evaluation(tmp_path, monkeypatch):
+    """`cep-console --demo`: a fresh home gets real captures (an agent ready to retrain, one short of it) and
+    a real evaluation job; Evals and Traces show them; at exit the home goes."""
+    import tempfile
+
+    from cep_console.options import discard_temporary_home
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    app = CepConsole(None, request={"demo": True})
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.options is not None, what="options")
+        assert app.options.temporary_home and app.options.home.parent == tmp_path
+        assert app.options.retrain_threshold == 30
+        await pilot.press("4")
+        await wait_for(
+            pilot,
+            lambda: app.traces_overview is not None and len(app.traces_overview.agents) == 2,
+            timeout=30,
+            what="the demo traces",
+        )
+        agents = {str(a.key): a for a in app.traces_overview.agents}
+        assert agents["travel/planner"].ready and not agents["support/search"].ready
+        await wait_for(pilot, lambda: "READY" in screen_text(app), what="the ready agent shown")
+        await wait_for(
+            pilot,
+            lambda: app.runs_state is not None and any(r.state == "succeeded" for r in app.runs_state.rows),
+            timeout=60,
+            what="the demo evaluation job",
+        )
+        await pilot.press("3")
+        await wait_for(pilot, lambda: "untuned-small" in screen_text(app), what="the evaluation in Evals")
+        assert any(n.message.startswith("Demo home:") for n in app._notifications)
+    assert discard_temporary_home(app.options) is None
+    assert not app.options.home.exists()

@@ -1,5 +1,6 @@
 """The console process never imports torch, transformers, peft or datasets: not at start, not while its
-feeds read every kind of state (GPU replay, jobs, traces, evaluations, the launch form's pre-flight)."""
+feeds read every kind of state (GPU replay, jobs, traces, evaluations, the launch form's pre-flight), nor
+while `--demo` fills its home."""
 
 from __future__ import annotations
 
@@ -52,6 +53,8 @@ def test_every_feed_and_the_preflight_leave_heavy_modules_out(tmp_path):
         RunsFeed(home).poll(supervise=True)
         TracesFeed(home / "traces.db", home).overview()
         load_evaluations(home)
+        from cep_core.demo_home import seed_demo_home
+        seed_demo_home(home, home / "demo-traces.db")
         req = LaunchRequest.from_config(write_demo_config(home))
         checks = run_checks(write_config(req, home), home)
         assert checks and all(c.status in ("ok", "warn", "fail") for c in checks), checks
