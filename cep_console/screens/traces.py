@@ -25,7 +25,7 @@ def agent_cells(group: Any, progress: Any) -> list[Any]:
     threshold = progress.threshold if progress else 0
     frac = done / threshold if threshold else None
     ready = progress is not None and progress.ready
-    meter = Text(bar(frac, 8), style="green" if ready else "cyan")
+    meter = Text(bar(frac, 6), style="green" if ready else "cyan")
     meter.append(f" {done}/{threshold}" + (" READY" if ready else ""), style="bold green" if ready else "")
     return [
         group.agent,
@@ -152,7 +152,7 @@ class TracesScreen(ModeScreen):
 
     def on_mount(self) -> None:
         self.query_one("#agents", DataTable).add_columns(
-            "agent", "model", "calls", "success", "cost", "mean time", "to retrain"
+            "agent", "model", "calls", "ok", "cost", "time", "to retrain"
         )
         self.query_one("#traces", DataTable).add_columns("when", "agent", "model", "ok", "query", "response")
         self.feed = TracesFeed(

@@ -241,7 +241,7 @@ async def test_demo_fills_its_fresh_home_with_traces_and_an_evaluation(tmp_path,
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tempfile, "tempdir", None)
     app = CepConsole(None, request={"demo": True})
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: app.options is not None, what="options")
         assert app.options.temporary_home and app.options.home.parent == tmp_path
         assert app.options.retrain_threshold == 30
@@ -254,7 +254,9 @@ async def test_demo_fills_its_fresh_home_with_traces_and_an_evaluation(tmp_path,
         )
         agents = {str(a.key): a for a in app.traces_overview.agents}
         assert agents["travel/planner"].ready and not agents["support/search"].ready
-        await wait_for(pilot, lambda: "READY" in screen_text(app), what="the ready agent shown")
+        await wait_for(
+            pilot, lambda: "40/30 READY" in screen_text(app), what="the ready agent, at 80 columns"
+        )
         await wait_for(
             pilot,
             lambda: app.runs_state is not None and any(r.state == "succeeded" for r in app.runs_state.rows),
