@@ -5,8 +5,10 @@
   model's tool call, captured OpenAI-style), enough of them to make the agent ready to retrain (`t` on the
   Traces screen launches that training on the built-in tiny model); and a `support/search` agent, still short
   of its threshold, with a few failed calls.
-- An evaluation job (the predictions backend: no model is loaded) of the shipped outputs of an untuned small
-  model on both tracks, so the Evals screen shows F1 beside the baselines, and the Runs screen an eval job.
+- An evaluation job (the predictions backend: no model is loaded) of the 40 sample outputs `cep demo` scores
+  (hand-made in the style of an untuned small model: fences, renamed parameters, prose), so the Evals screen
+  shows F1, errors and worst examples beside the baselines, and the Runs screen an eval job. Twenty examples a
+  track say nothing about any model: the name says "sample-outputs".
 
 Only for a home `--demo` created itself: a user's own home is never written to.
 """
@@ -90,10 +92,10 @@ def capture_demo_traces(db_path: Path) -> int:
 
 
 def evaluation_config(home: Path) -> Path:
-    """An eval config (predictions backend) of the shipped untuned-model outputs on both tracks."""
+    """An eval config (predictions backend) of the shipped sample outputs on both tracks."""
     samples = resources.files("cep_core").joinpath("samples")
     tracks = ("toolcall", "structured")
-    predictions = home / "demo" / "untuned-predictions.jsonl"
+    predictions = home / "demo" / "sample-predictions.jsonl"
     predictions.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     predictions.write_text(
         "".join(samples.joinpath(f"demo_{t}_predictions.jsonl").read_text(encoding="utf-8") for t in tracks),
@@ -102,9 +104,9 @@ def evaluation_config(home: Path) -> Path:
     sets = "".join(
         f"[[sets]]\nsource = {json.dumps(str(samples.joinpath(f'demo_{t}.jsonl')))}\n" for t in tracks
     )
-    config = home / "demo" / "eval-untuned.toml"
+    config = home / "demo" / "eval-sample-outputs.toml"
     config.write_text(
-        'name = "untuned-small"\nbackend = "predictions"\nmodel = "untuned-small"\ncep = "compact"\n'
+        'name = "sample-outputs"\nbackend = "predictions"\nmodel = "cep-demo-samples"\ncep = "compact"\n'
         f"{sets}[predictions]\npath = {json.dumps(str(predictions))}\n",
         encoding="utf-8",
     )
@@ -119,7 +121,7 @@ def seed_demo_home(home: Path, traces_db: Path) -> list[str]:
     if not traces_db.exists():
         done.append(f"{capture_demo_traces(traces_db)} traced calls of two agents (Traces)")
     job = JobManager(home=home).start_config(
-        evaluation_config(home), kind="eval", name="untuned-small", env={"CEP_HOME": str(home.resolve())}
+        evaluation_config(home), kind="eval", name="sample-outputs", env={"CEP_HOME": str(home.resolve())}
     )
-    done.append(f"an evaluation of an untuned small model ({job.id}; Evals)")
+    done.append(f"an evaluation of the sample outputs ({job.id}; Evals)")
     return done

@@ -264,7 +264,7 @@ async def test_demo_fills_its_fresh_home_with_traces_and_an_evaluation(tmp_path,
             what="the demo evaluation job",
         )
         await pilot.press("3")
-        await wait_for(pilot, lambda: "untuned-small" in screen_text(app), what="the evaluation in Evals")
+        await wait_for(pilot, lambda: "sample-outputs" in screen_text(app), what="the evaluation in Evals")
         assert any(n.message.startswith("Demo home:") for n in app._notifications)
     assert discard_temporary_home(app.options) is None
     assert not app.options.home.exists()
