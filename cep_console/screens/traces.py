@@ -175,7 +175,12 @@ class TracesScreen(ModeScreen):
         cursor = table.cursor_row
         table.clear()
         progress = {str(a.key): a for a in overview.agents}
-        for g in overview.groups:
+
+        def ready_first(g: Any) -> tuple[bool, str, str]:
+            state = progress.get(g.agent)
+            return (not (state is not None and state.ready), g.agent, g.model)
+
+        for g in sorted(overview.groups, key=ready_first):  # `t` acts on the first row without moving
             table.add_row(*agent_cells(g, progress.get(g.agent)), key=f"{g.agent}|{g.model}")
         if table.row_count:
             table.move_cursor(row=min(cursor, table.row_count - 1))
