@@ -303,3 +303,24 @@ def test_cep_jobs_logs_prints_the_log_and_follows_a_running_job_to_its_end(home)
         env=env,
     )
     assert printed.stdout == (run_dir / "stdout.log").read_text()
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_cep_jobs_list_keeps_the_whole_id_at_80_columns(home, columns):
+    manager = JobManager()
+    job = start(manager, make_run(home, "a-run-with-a-rather-long-name", steps=2, delay=0.01))
+    wait_state(manager, job.id, ("succeeded",))
+    listed = subprocess.run(
+        [sys.executable, "-m", "cep_core.cli", "jobs", "list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "CEP_HOME": str(home), "COLUMNS": str(columns)},
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert max(len(line) for line in listed.stdout.splitlines()) <= columns
+    row = next(line for line in listed.stdout.splitlines() if job.id in line)  # whole, never cut
+    assert "succeeded" in row and "2/2" in row
+    header = next(line for line in listed.stdout.splitlines() if line.split()[:2] == ["id", "name"])
+    assert ("backend" in header) is (columns >= 100)
+    assert ("cep jobs show ID" in listed.stdout) is (columns < 100)

@@ -72,6 +72,11 @@ def _manager():
     return JobManager()
 
 
+LIST_COLUMNS = ("id", "name", "kind", "backend", "state", "step", "loss", "tok/s", "ETA", "try")
+NARROW_HIDDEN = ("kind", "backend", "tok/s")  # below WIDE_LIST columns: `cep jobs show ID` has them
+WIDE_LIST = 100
+
+
 def job_row(job: Any) -> dict[str, Any]:
     """A job with its progress figures from progress.jsonl (the console shows the same)."""
     from cep_core.jobs.progress import run_progress
@@ -111,28 +116,37 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         print_json(rows)
         return 0
+    from rich import box
     from rich.table import Table
 
-    table = Table(title="jobs", title_justify="left")
-    for col in ("id", "name", "kind", "backend", "state", "step", "loss", "tok/s", "ETA", "attempt"):
+    console = stdout_console()
+    wide = console.width >= WIDE_LIST
+    columns = [c for c in LIST_COLUMNS if wide or c not in NARROW_HIDDEN]
+    table = Table(title="jobs", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in columns:
         table.add_column(
-            col, justify="right" if col in ("step", "loss", "tok/s", "ETA", "attempt") else "left"
+            col,
+            justify="right" if col in ("step", "loss", "tok/s", "ETA", "try") else "left",
+            no_wrap=col != "name",  # the id is what every other command takes: never cut it
         )
     for row in rows:
         step = f"{row['step']}/{row['total_steps']}" if row.get("step") is not None else "-"
-        table.add_row(
-            row["id"],
-            row["name"],
-            row["kind"],
-            row["backend"],
-            _state_text(row["state"]),
-            step,
-            _fmt(row.get("loss"), "{:.4f}"),
-            _fmt(row.get("tokens_per_s"), "{:,.0f}"),
-            _eta(row.get("eta_s")),
-            str(row["attempt"]),
-        )
-    stdout_console().print(table)
+        cells = {
+            "id": row["id"],
+            "name": row["name"],
+            "kind": row["kind"],
+            "backend": row["backend"],
+            "state": _state_text(row["state"]),
+            "step": step,
+            "loss": _fmt(row.get("loss"), "{:.4f}"),
+            "tok/s": _fmt(row.get("tokens_per_s"), "{:,.0f}"),
+            "ETA": _eta(row.get("eta_s")),
+            "try": str(row["attempt"]),
+        }
+        table.add_row(*(cells[c] for c in columns))
+    if not wide:
+        table.caption = "kind, backend and tok/s: in a wider terminal, or cep jobs show ID"
+    console.print(table)
     return 0
 
 
