@@ -51,7 +51,10 @@ def run_job(run_dir: str | Path) -> int:
     stop = StopFlag()
     stop.install()
     try:
-        return _train(paths, writer, stop)
+        from cep_core.training.model import quiet_peft_deprecations
+
+        with quiet_peft_deprecations():
+            return _train(paths, writer, stop)
     except PreflightFailed as exc:
         writer.emit("error", kind=exc.kind, message=str(exc))
         print(f"pre-flight failed: {exc}", flush=True)

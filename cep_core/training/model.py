@@ -3,7 +3,9 @@ resumes and adapter loads use the same base) or a Hub id / local path; then the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,3 +76,14 @@ def apply_lora(model: Any, config: TrainConfig) -> Any:
     if config.train.gradient_checkpointing:
         model.enable_input_require_grads()
     return get_peft_model(model, lora)
+
+
+@contextlib.contextmanager
+def quiet_peft_deprecations() -> Iterator[None]:
+    """peft reads the model's `is_gradient_checkpointing`, which transformers 5 deprecated: a FutureWarning the
+    user can do nothing about, in every training and evaluation log. Silenced for that message only."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+        )
+        yield

@@ -117,7 +117,10 @@ def _load(
             )
         from peft import PeftModel
 
-        base = PeftModel.from_pretrained(base, adapter)
+        from cep_core.training.model import quiet_peft_deprecations
+
+        with quiet_peft_deprecations():
+            base = PeftModel.from_pretrained(base, adapter)
     base.to(resolved_device)
     base.eval()
     tokenizer.padding_side = "left"
