@@ -47,12 +47,15 @@ class ProgressCache:
         self._cache: dict[tuple[str, float | None], tuple[tuple[int, int], dict[str, Any]]] = {}
 
     def get(self, run_dir: str, until: float | None = None) -> dict[str, Any]:
+        """`until` set (an attempt that has ended): its figures are final, read once however the file grows."""
+        hit = self._cache.get((run_dir, until))
+        if hit is not None and until is not None:
+            return hit[1]
         try:
             st = (Path(run_dir) / "progress.jsonl").stat()
             key = (st.st_size, st.st_mtime_ns)
         except OSError:
             key = (-1, -1)
-        hit = self._cache.get((run_dir, until))
         if hit is not None and hit[0] == key:
             return hit[1]
         prog = run_progress(run_dir, until=until)

@@ -34,11 +34,11 @@ SEARCH_PROMPT = "You are the search agent of a support desk. Call a tool when on
 def sample_calls() -> Iterator[tuple[list[dict[str, Any]], str, dict[str, Any]]]:
     """(tools, user request, the assistant's first tool call) of each packaged Hermes sample row with one."""
     from cep_core.data.convert import SkipRow, find_tools, row_to_messages
+    from cep_core.data.sources import BUILTIN_SAMPLE, iter_rows
     from cep_core.toolcalls import parse_tool_calls
 
-    sample = resources.files("cep_core.data").joinpath("samples", "hermes_sample.jsonl")
-    for line in sample.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line)
+    for raw in iter_rows(BUILTIN_SAMPLE):
+        row = raw.data
         found = find_tools(row["conversations"][0]["value"])
         try:
             messages = row_to_messages(row)
@@ -120,8 +120,6 @@ def seed_demo_home(home: Path, traces_db: Path) -> list[str]:
     done = []
     if not traces_db.exists():
         done.append(f"{capture_demo_traces(traces_db)} traced calls of two agents (Traces)")
-    job = JobManager(home=home).start_config(
-        evaluation_config(home), kind="eval", name="sample-outputs", env={"CEP_HOME": str(home.resolve())}
-    )
+    job = JobManager(home=home).start_config(evaluation_config(home), kind="eval", name="sample-outputs")
     done.append(f"an evaluation of the sample outputs ({job.id}; Evals)")
     return done

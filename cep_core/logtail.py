@@ -15,6 +15,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+READ_BYTES = 1 << 20  # read at most this much per call: memory stays bounded however fast the writer is
+LINE_BYTES = 16 * 1024  # an unfinished line kept at most (a longer one is handed over in pieces)
+
 
 @dataclass(slots=True)
 class TailUpdate:
@@ -32,8 +35,8 @@ class LogTail:
         path: str | Path,
         *,
         skip_bytes: int | None = 256 * 1024,
-        max_read_bytes: int = 1 << 20,
-        max_line_bytes: int = 16 * 1024,
+        max_read_bytes: int = READ_BYTES,
+        max_line_bytes: int = LINE_BYTES,
         from_end: bool = False,
     ):
         self.path = Path(path)

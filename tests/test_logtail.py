@@ -120,7 +120,8 @@ def test_follow_prints_every_line_of_a_fast_writer_in_bounded_chunks(tmp_path):
     import subprocess
     import sys
 
-    from cep_core.jobs.follow import LINE_BYTES, READ_BYTES, follow
+    from cep_core.jobs.follow import follow
+    from cep_core.logtail import LINE_BYTES, READ_BYTES
 
     log = tmp_path / "stdout.log"
     writer = subprocess.Popen(

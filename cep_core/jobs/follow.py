@@ -15,9 +15,6 @@ import watchfiles
 
 from cep_core.logtail import LogTail
 
-READ_BYTES = 1 << 20  # per read: memory stays bounded when the job writes faster than we print
-LINE_BYTES = 16 * 1024  # an unfinished line kept at most (longer ones are printed in pieces)
-
 
 def follow(
     path: str | Path,
@@ -30,9 +27,7 @@ def follow(
     `idle_timeout_ms`). `on_reset` gets a note when the file is truncated or replaced. With `from_start=False`
     only what is written after this call is yielded."""
     path = Path(path)
-    tail = LogTail(
-        path, skip_bytes=None, max_read_bytes=READ_BYTES, max_line_bytes=LINE_BYTES, from_end=not from_start
-    )
+    tail = LogTail(path, skip_bytes=None, from_end=not from_start)  # a printer: every line, bounded reads
     return _follow(tail, stop, idle_timeout_ms, on_reset)
 
 
