@@ -306,9 +306,11 @@ def test_a_requeued_job_runs_again_under_the_same_id_and_continues_from_its_chec
     wait_for(lambda: any(e.get("step") == 2 for e in events(run_dir)), what="step 2")
     subprocess.run(["scontrol", "requeue", handle.slurm_id], check=True, timeout=20)
     wait_for(lambda: backend.poll(handle, run_dir).state == "queued", what="the job to be queued again")
-    # Slurm holds a requeued job back for two minutes; let it start now.
+    # Slurm holds a requeued job back for two minutes; let it start in a few seconds. Not "now": slurmd
+    # revokes the first run's credential and compares times to the second, so a start within the same
+    # second is killed as "Job credential revoked" (seen on CI, and here 2 runs in 5).
     subprocess.run(
-        ["scontrol", "update", f"JobId={handle.slurm_id}", "StartTime=now"], check=True, timeout=20
+        ["scontrol", "update", f"JobId={handle.slurm_id}", "StartTime=now+3"], check=True, timeout=20
     )
     end = follow(backend, handle, run_dir)[-1]
     assert end.state == "succeeded", end

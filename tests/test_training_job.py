@@ -124,6 +124,7 @@ def test_adapter_loads_and_learned_the_call_format_on_held_out_prompts(demo_run)
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from cep_core.training.model import quiet_peft_deprecations
     from cep_core.training.preflight import check_data
 
     _check, prepared = check_data(load_config(demo_run.run_toml))
@@ -132,9 +133,10 @@ def test_adapter_loads_and_learned_the_call_format_on_held_out_prompts(demo_run)
     tokenizer = AutoTokenizer.from_pretrained(demo_run.adapter)
     untrained = AutoModelForCausalLM.from_pretrained(demo_run.tiny_base).eval()
     before = _compliance(untrained, tokenizer, prompts)
-    trained = PeftModel.from_pretrained(
-        AutoModelForCausalLM.from_pretrained(demo_run.tiny_base), demo_run.adapter
-    ).eval()
+    with quiet_peft_deprecations():  # as the evaluation backend loads an adapter
+        trained = PeftModel.from_pretrained(
+            AutoModelForCausalLM.from_pretrained(demo_run.tiny_base), demo_run.adapter
+        ).eval()
     after = _compliance(trained, tokenizer, prompts)
     # The untrained model never opens a call. The demo's adapter (LoRA plus trained embeddings and output
     # layer) opens one on most held-out prompts; how many it also closes as well-formed JSON varies with the
