@@ -105,12 +105,6 @@ class LaunchRequest:
         return raw
 
 
-def job_env(home: Path) -> dict[str, str]:
-    """The environment a job started from the console gets: its CEP_HOME is the console's home (a job that
-    records into cep.db — the evaluation job — would otherwise write to the default home)."""
-    return {"CEP_HOME": str(Path(home).resolve())}
-
-
 def write_config(request: LaunchRequest, home: Path) -> Path:
     """Validate (InputError names the field) and write HOME/launch/NAME-STAMP.toml."""
     from cep_core.training.config import config_from_dict, to_toml

@@ -79,6 +79,18 @@ def test_job_runs_to_completion_and_is_recorded(home):
     assert (run_dir / "exit.json").exists()
 
 
+def test_a_job_records_into_its_launchers_home_not_the_callers_environment(home, tmp_path):
+    """The console passes --home to the manager only; an evaluation job writes cep.db rows into CEP_HOME."""
+    other = tmp_path / "other-home"
+    manager = JobManager(home=other)  # the process's CEP_HOME is `home`
+    run_dir = make_run(other, "where", steps=1, delay=0)
+    seen = run_dir / "cep_home.txt"
+    script = f"import os; open({str(seen)!r}, 'w').write(os.environ.get('CEP_HOME', ''))"
+    job = manager.start_run(run_dir, command=[sys.executable, "-c", script])
+    wait_state(manager, job.id, ("succeeded", "failed", "crashed"))
+    assert seen.read_text() == str(other.resolve())
+
+
 def test_sigkill_mid_run_is_a_crash_and_auto_resume_finishes_the_planned_steps(home):
     manager = JobManager()
     run_dir = make_run(home, "crashy", steps=8, delay=0.15)

@@ -18,7 +18,6 @@ from cep_console.launch_form import (
     CEP_VARIANTS,
     LaunchRequest,
     can_launch,
-    job_env,
     run_checks,
     write_config,
 )
@@ -167,7 +166,7 @@ class LaunchScreen(ModalScreen[str | None]):
 
         try:
             job = JobManager(home=self.options.home).start_config(
-                config, kind="train", backend=backend, name=name, gpus=gpus, env=job_env(self.options.home)
+                config, kind="train", backend=backend, name=name, gpus=gpus
             )
         except CepError as exc:
             self.app.call_from_thread(self._failed, str(exc))

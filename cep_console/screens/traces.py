@@ -14,7 +14,6 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Header, Input, Static
 
 from cep_console.formatting import bar, num, pct, when
-from cep_console.launch_form import job_env
 from cep_console.messages import ActionDone
 from cep_console.screens.base import ModeScreen, mode_footer
 from cep_console.traces_feed import TraceQuery, TracesFeed, parse_filter
@@ -357,7 +356,6 @@ class TracesScreen(ModeScreen):
                 kind="train",
                 backend="local",
                 name=f"retrain-{agent.replace('/', '-')}",
-                env=job_env(self.app.options.home),
             ).id
 
         try:
