@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
@@ -26,6 +27,7 @@ PLANNER = ("travel", "planner", "gpt-4o")
 SEARCH = ("support", "search", "gpt-4o-mini")
 PLANNER_CALLS = 40
 SEARCH_CALLS = 12
+SPREAD_S = 7 * 86400.0  # the captures are stamped over the past week
 THRESHOLD = 30  # the demo console's retraining threshold: the planner is past it, the search agent is not
 PLANNER_PROMPT = "You are the planning agent of a travel assistant. Call the tool that answers the request."
 SEARCH_PROMPT = "You are the search agent of a support desk. Call a tool when one answers the question."
@@ -57,9 +59,13 @@ def capture_demo_traces(db_path: Path) -> int:
     from cep_core.tracer import WorkflowTracer
 
     calls = list(itertools.islice(sample_calls(), PLANNER_CALLS + SEARCH_CALLS))
+    now = time.time()
     batch = []
     for i, (tools, user, call) in enumerate(calls):
         planner = i < PLANNER_CALLS
+        # Each agent's calls spread over the past week, so the two interleave and time filters mean something.
+        share = i / PLANNER_CALLS if planner else (i - PLANNER_CALLS) / SEARCH_CALLS
+        captured_at = now - SPREAD_S * (1 - share) - (i % 3) * 60.0
         agent_type, agent_name, model = PLANNER if planner else SEARCH
         failed = not planner and i % 4 == 0
         assistant: dict[str, Any] = {"role": "assistant", "content": ""}
@@ -81,6 +87,7 @@ def capture_demo_traces(db_path: Path) -> int:
                 "cost": round((0.012 if planner else 0.002) * (1 + (i % 5) / 4), 5),
                 "execution_time": round(0.6 + (i % 7) * 0.23, 2),
                 "metadata": {"source": "cep-console --demo (packaged Hermes sample)"},
+                "captured_at": captured_at,
             }
         )
     tracer = WorkflowTracer(db_path, strict=True, threshold=THRESHOLD)

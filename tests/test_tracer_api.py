@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -280,6 +281,45 @@ def test_ids_sort_by_time_and_bound_by_time():
     assert abs(id_time(later) - time.time()) < 1
 
 
+def test_a_call_recorded_after_the_fact_keeps_its_time_and_time_filters_find_it(tracer):
+    """Backfilling from logs: `captured_at` stamps the row and its id, so paging and time filters agree."""
+    now = time.time()
+    day = 86400.0
+    base = {"agent_type": "a", "agent_name": "b", "model_used": "m", "assistant_response": "r"}
+    ids = tracer.capture_many(
+        [
+            {**base, "user_query": "three days ago", "captured_at": now - 3 * day},
+            {
+                **base,
+                "user_query": "yesterday",
+                "captured_at": datetime.fromtimestamp(now - day, UTC),
+            },
+            {
+                **base,
+                "user_query": "two days ago",
+                "captured_at": datetime.fromtimestamp(now - 2 * day).isoformat(),
+            },
+        ]
+    )
+    live = tracer.capture_call("a", "b", "m", user_query="now", assistant_response="r")
+    rows = {tid: q.get(tracer.store, tid) for tid in [*ids, live]}
+    assert [round((now - rows[tid].ts) / day) for tid in ids] == [3, 1, 2]
+    assert all(abs(id_time(tid) - row.ts) < 0.001 for tid, row in rows.items())
+    newest_first = [s.id for s in q.page(tracer.store).rows]
+    assert newest_first == [live, ids[1], ids[2], ids[0]]
+    window = q.TraceFilter(since=now - 2.5 * day, until=now - 0.5 * day)
+    assert [s.id for s in q.page(tracer.store, where=window).rows] == [ids[1], ids[2]]
+
+
+@pytest.mark.parametrize("bad", ["yesterday", float("nan"), -5, True, 10**15, [2024]])
+def test_a_captured_at_that_is_not_a_time_stamps_now_and_says_so(tracer, bad):
+    before = time.time()
+    tid = tracer.capture_call("a", "b", "m", user_query="q", assistant_response="r", captured_at=bad)
+    row = q.get(tracer.store, tid)
+    assert before - 1 <= row.ts <= time.time() + 1
+    assert any("captured_at" in w and "not a time" in w for w in row.metadata["_capture_warnings"])
+
+
 def test_metadata_that_is_not_json_is_stored_as_text(tracer):
     tid = tracer.capture_call(
         "a",
@@ -351,11 +391,18 @@ _message = st.fixed_dictionaries(
     messages=st.one_of(st.lists(st.one_of(_message, _json_values), max_size=6), _json_values),
     tools=_json_values,
     metadata=_json_values,
+    captured_at=st.one_of(_json_values, st.datetimes(), st.datetimes().map(datetime.isoformat)),
 )
-def test_any_input_is_stored_never_raised(tracer, messages, tools, metadata):
+def test_any_input_is_stored_never_raised(tracer, messages, tools, metadata, captured_at):
     """A strict tracer raises on any internal failure, so this proves odd input is handled, not dropped."""
     tid = tracer.capture_messages(
-        messages, agent_type="fuzz", agent_name="x", model_used="m", tools=tools, metadata=metadata
+        messages,
+        agent_type="fuzz",
+        agent_name="x",
+        model_used="m",
+        tools=tools,
+        metadata=metadata,
+        captured_at=captured_at,
     )
     row = q.get(tracer.store, tid)
     assert row is not None and row.agent == "fuzz/x"

@@ -15,6 +15,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -117,8 +118,12 @@ class WorkflowTracer:
         tools: list[dict[str, Any]] | None = None,
         metadata: dict[str, Any] | None = None,
         error: str | None = None,
+        captured_at: float | str | datetime | None = None,
     ) -> str | None:
-        """Record one call from its flat fields; returns the trace id, or None when it could not be stored."""
+        """Record one call from its flat fields; returns the trace id, or None when it could not be stored.
+
+        `captured_at` (unix seconds, a datetime or ISO-8601) records a call made earlier, as when backfilling
+        from logs; by default the call is stamped now."""
         messages: list[Any] = []
         if system_prompt:
             messages.append({"role": "system", "content": system_prompt})
@@ -138,6 +143,7 @@ class WorkflowTracer:
             execution_time=execution_time,
             metadata=metadata,
             error=error,
+            captured_at=captured_at,
         )
 
     def capture_messages(
@@ -153,6 +159,7 @@ class WorkflowTracer:
         execution_time: float | None = None,
         metadata: dict[str, Any] | None = None,
         error: str | None = None,
+        captured_at: float | str | datetime | None = None,
     ) -> str | None:
         """Record a whole OpenAI-style conversation (tool calls with JSON-string arguments, tool results)."""
         try:
@@ -167,6 +174,7 @@ class WorkflowTracer:
                 execution_time,
                 metadata,
                 error,
+                captured_at,
             )
             with self._lock:
                 self._write([row])
@@ -200,6 +208,7 @@ class WorkflowTracer:
                         call.pop("execution_time", None),
                         call.pop("metadata", None),
                         call.pop("error", None),
+                        call.pop("captured_at", None),
                     )
                 )
             with self._lock:
@@ -275,6 +284,7 @@ class WorkflowTracer:
         execution_time: Any,
         metadata: Any,
         error: Any,
+        captured_at: Any = None,
     ) -> TraceRow:
         warnings: list[str] = []
         norm = normalize_messages(messages, warnings)
@@ -291,6 +301,7 @@ class WorkflowTracer:
             metadata=metadata,
             redactor=self.redactor,
             warnings=warnings,
+            captured_at=captured_at,
         )
 
     def _write(self, rows: list[TraceRow]) -> None:

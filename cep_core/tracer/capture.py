@@ -10,7 +10,9 @@ Nothing here raises on odd input; what cannot be understood is kept as text and 
 
 from __future__ import annotations
 
+import math
 import time
+from datetime import datetime
 from typing import Any
 
 from cep_core.jsonish import loads_lenient
@@ -20,6 +22,7 @@ from cep_core.tracer.redact import Redactor
 from cep_core.tracer.store import TraceRow
 
 WARNINGS_KEY = "_capture_warnings"
+LATEST_CAPTURE_TIME = 2**48 / 1000  # an id holds 48 bits of milliseconds (the year 10889)
 _ROLES = {"system", "developer", "user", "assistant", "tool", "function"}
 
 
@@ -146,10 +149,11 @@ def build_row(
     metadata: Any,
     redactor: Redactor,
     warnings: list[str],
-    now: float | None = None,
+    captured_at: Any = None,
 ) -> TraceRow:
-    """Redact every text field and assemble the row to store."""
-    now = time.time() if now is None else now
+    """Redact every text field and assemble the row to store, stamped now or at `captured_at`."""
+    given = capture_time(captured_at, warnings)
+    now = time.time() if given is None else given
     total = 0
     messages, n = redactor.data(messages)
     total += n
@@ -174,7 +178,7 @@ def build_row(
         total += n
     system, user, answer = summary_fields(messages)
     return TraceRow(
-        id=new_id(),
+        id=new_id(given),
         ts=now,
         agent_type=labels[0] or "unknown",
         agent_name=labels[1] or "default",
@@ -191,6 +195,25 @@ def build_row(
         metadata=meta,
         redactions=total,
     )
+
+
+def capture_time(value: Any, warnings: list[str]) -> float | None:
+    """When a call was made, for calls recorded after the fact (backfilled from logs): unix seconds, a
+    datetime or an ISO-8601 string. None means now; a value that is not a time is noted and now is used."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value.strip())
+        if isinstance(value, datetime):
+            value = value.timestamp()
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if number and math.isfinite(value) and 0 < value < LATEST_CAPTURE_TIME:
+            return float(value)
+    except (ValueError, OverflowError, OSError):
+        pass
+    warnings.append(f"captured_at {str(value)[:40]!r} is not a time; the capture time is used")
+    return None
 
 
 def _num(value: Any) -> float | None:
