@@ -104,6 +104,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     rt.add_argument("--json", action="store_true")
     rt.set_defaults(func=cmd_retrain)
 
+    im = tsub.add_parser(
+        "import",
+        help="calls recorded elsewhere (JSONL, one call a line) into the store",
+        description="Store calls from a JSONL file, one object a line with WorkflowTracer.capture_many's keys "
+        "(messages or user_query/assistant_response; agent_type, agent_name, model_used; captured_at …). "
+        "The whole file is checked first: a bad line stores nothing and is named with its line and field.",
+    )
+    im.add_argument("file", metavar="FILE", help="a .jsonl file")
+    im.add_argument("--agent", metavar="TYPE/NAME", help="the agent of lines that do not name one")
+    im.add_argument("--model", metavar="M", help="the model of lines that do not name one")
+    im.add_argument("--json", action="store_true")
+    im.set_defaults(func=cmd_import)
+
     tr = tsub.add_parser("triggers", help="recorded retrain triggers, newest first")
     tr.add_argument("--json", action="store_true")
     tr.set_defaults(func=cmd_triggers)
@@ -230,11 +243,18 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _short_time(stamp: dt.datetime, today: dt.date) -> str:
+    """At most 11 characters: the time today, the day and minute this year, else the date."""
+    if stamp.date() == today:
+        return stamp.strftime("%H:%M:%S")
+    return stamp.strftime("%m-%d %H:%M" if stamp.year == today.year else "%Y-%m-%d")
+
+
 def _page_table(page: Any, title: str, width: int):
     from rich.table import Table
 
     # Rich squeezes short columns to nothing when a long one overflows, so size the long ones to fit; on a
-    # narrow terminal the agent goes into the text column and the time loses its date.
+    # narrow terminal the agent goes into the text column and the time drops its seconds, or its date today.
     wide = width >= 110
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     table.add_column("id", no_wrap=True)
@@ -244,9 +264,10 @@ def _page_table(page: Any, title: str, width: int):
         agent_width = min(32, (width - 60) // 3)
         table.add_column("s", justify="right", no_wrap=True)
         table.add_column("agent · model", overflow="ellipsis", no_wrap=True, max_width=agent_width)
-        text_width = width - 60 - agent_width
+        text_width = width - 62 - agent_width
     else:
-        text_width = max(10, width - 46)
+        text_width = max(10, width - 49)
+    today = dt.date.today()
     table.add_column(
         "query → response / error" if wide else "agent: query → response / error",
         overflow="ellipsis",
@@ -258,12 +279,13 @@ def _page_table(page: Any, title: str, width: int):
         text = f"{r.query_preview} → {tail}".replace("\n", " ")
         ok = "✓" if r.success else "[red]✗[/]"
         if wide:
-            when = dt.datetime.fromtimestamp(r.ts).strftime("%m-%d %H:%M:%S")
+            stamp = dt.datetime.fromtimestamp(r.ts)
+            when = stamp.strftime("%m-%d %H:%M:%S" if stamp.year == today.year else "%Y-%m-%d %H:%M")
             table.add_row(
                 r.id, when, ok, _fmt_num(r.execution_time, 1), Text(f"{r.agent} · {r.model}"), Text(text)
             )
         else:
-            when = dt.datetime.fromtimestamp(r.ts).strftime("%H:%M:%S")
+            when = _short_time(dt.datetime.fromtimestamp(r.ts), today)
             table.add_row(r.id, when, ok, Text(f"{r.agent}: {text}"))
     return table
 
@@ -341,11 +363,11 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress_bar():
+def _progress_bar(what: str = "exporting"):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(
-        TextColumn("exporting"),
+        TextColumn(what),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
@@ -394,6 +416,54 @@ def _print_export(result: Any) -> None:
         console.print(f"  {result.duplicates} duplicate(s) dropped")
     for reason, n in sorted(result.skipped.items()):
         console.print(f"  skipped {n}: {reason}")
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from cep_core.state import traces_db_path
+    from cep_core.tracer import WorkflowTracer
+    from cep_core.tracer.importer import check_file, import_file
+
+    path = Path(args.file).expanduser()
+    defaults: dict[str, str] = {}
+    if args.agent:
+        agent_type, _, agent_name = args.agent.partition("/")
+        if not agent_type or not agent_name:
+            raise InputError(f"--agent: give TYPE/NAME, such as travel/planner, not {args.agent!r}")
+        defaults.update(agent_type=agent_type, agent_name=agent_name)
+    if args.model:
+        defaults["model_used"] = args.model
+    with stderr_console().status(f"checking {path}"):
+        check = check_file(path, defaults)
+    check.raise_if_bad()
+    if not check.calls:
+        raise InputError("no calls in the file (it is empty)", path=path)
+    db = Path(args.traces).expanduser() if args.traces else traces_db_path()
+    tracer = WorkflowTracer(db, strict=True, threshold=_threshold(args))
+    try:
+        with _progress_bar("importing") as bar:
+            task = bar.add_task("import", total=check.calls)
+            per_agent = import_file(
+                path, tracer.capture_many, defaults, lambda done: bar.update(task, completed=done)
+            )
+    finally:
+        tracer.close()
+    summary = {
+        "imported": sum(per_agent.values()),
+        "store": str(db),
+        "agents": dict(per_agent.most_common()),
+        "kept_in_metadata": dict(check.extra_keys.most_common()),
+    }
+    if args.json:
+        print_json(summary)
+        return 0
+    console = stdout_console()
+    console.print(f"imported {summary['imported']} call(s) into {db}", soft_wrap=True, markup=False)
+    for agent, n in per_agent.most_common():
+        console.print(f"  {agent}: {n}", markup=False)
+    if check.extra_keys:
+        kept = ", ".join(f"{k} ({n})" for k, n in check.extra_keys.most_common())
+        console.print(f"  other keys kept under metadata: {kept}", markup=False)
+    return 0
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
