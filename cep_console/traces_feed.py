@@ -5,17 +5,15 @@ A missing store is a state to show (with how to create one), never an error, and
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cep_core.ages import format_age, parse_age
 from cep_core.errors import InputError
 
 PAGE_SIZE = 50
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
-_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 @dataclass(slots=True)
@@ -42,7 +40,7 @@ class TraceQuery:
         if self.success is not None:
             parts.append(f"success={'yes' if self.success else 'no'}")
         if self.since_s:
-            parts.append(f"since={self.since_s:g}s")
+            parts.append(f"since={format_age(self.since_s)}")
         if self.search:
             parts.append(f"search={self.search!r}")
         return " ".join(parts) or "all traces"
@@ -67,10 +65,10 @@ def parse_filter(text: str) -> TraceQuery:
                 raise InputError(f"success={value}: use yes or no", field="filter")
             q.success = value.lower() in ("yes", "true", "1")
         elif key == "since":
-            m = _DURATION.match(value)
-            if not m:
+            age = parse_age(value)
+            if not age:
                 raise InputError(f"since={value}: use a duration such as 30m, 2h or 7d", field="filter")
-            q.since_s = float(m.group(1)) * _UNIT_S[m.group(2)]
+            q.since_s = age
         else:
             raise InputError(f"unknown filter {key!r} (use agent, model, success, since)", field="filter")
     return q

@@ -64,7 +64,7 @@ def capture_demo_traces(db_path: Path) -> int:
     for i, (tools, user, call) in enumerate(calls):
         planner = i < PLANNER_CALLS
         # Each agent's calls spread over the past week, so the two interleave and time filters mean something.
-        share = i / PLANNER_CALLS if planner else (i - PLANNER_CALLS) / SEARCH_CALLS
+        share = (i + 1) / PLANNER_CALLS if planner else (i + 1 - PLANNER_CALLS) / SEARCH_CALLS
         captured_at = now - SPREAD_S * (1 - share) - (i % 3) * 60.0
         agent_type, agent_name, model = PLANNER if planner else SEARCH
         failed = not planner and i % 4 == 0

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -16,11 +15,9 @@ from typing import Any
 from rich import box
 from rich.text import Text
 
+from cep_core.ages import parse_age
 from cep_core.commands import print_json, stderr_console, stdout_console
 from cep_core.errors import InputError
-
-_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -134,9 +131,9 @@ def parse_time(text: str | None, field: str, now: float | None = None) -> float 
     if text is None:
         return None
     now = time.time() if now is None else now
-    m = _RELATIVE.match(text)
-    if m:
-        return now - float(m.group(1)) * _UNITS[m.group(2)]
+    age = parse_age(text)
+    if age is not None:
+        return now - age
     try:
         return float(text)
     except ValueError:

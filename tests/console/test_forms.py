@@ -18,6 +18,7 @@ def test_filter_words_become_a_query():
     q = parse_filter("agent=planner/main model=gpt-4o success=no since=2h")
     assert (q.agent, q.model, q.success, q.since_s) == ("planner/main", "gpt-4o", False, 7200.0)
     assert parse_filter("").describe() == "all traces"
+    assert parse_filter("success=no since=2d").describe() == "success=no since=2d"  # as typed, not in seconds
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,27 @@
+"""Ages such as `30m`, `2h`, `7d`: how far back a `--since` or a console filter reaches.
+
+One parser for the CLI and the console, so both accept the same words and the console can say back what
+was typed (`since=2d`, not `since=172800s`).
+"""
+
+from __future__ import annotations
+
+import re
+
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+
+
+def parse_age(text: str) -> float | None:
+    """Seconds in an age such as '90m' or '2.5h'; None when the text is not one."""
+    match = _AGE.match(text)
+    return float(match.group(1)) * UNIT_SECONDS[match.group(2)] if match else None
+
+
+def format_age(seconds: float) -> str:
+    """The largest unit that says it exactly: 172800 -> '2d', 5400 -> '90m', 7.5 -> '7.5s'."""
+    for unit, size in sorted(UNIT_SECONDS.items(), key=lambda item: -item[1]):
+        count = seconds / size
+        if count >= 1 and count == int(count):
+            return f"{int(count)}{unit}"
+    return f"{seconds:g}s"
