@@ -53,9 +53,12 @@ class LogTail:
             except OSError:
                 pass
 
-    def take_partial(self) -> str:
-        """The unfinished last line, handed over (at the end of a follow: the writer is done)."""
-        text, self._partial = self._partial.decode("utf-8", "replace"), b""
+    def take_partial(self, whole_characters: bool = False) -> str:
+        """The unfinished last line so far, handed over: at the end of a follow (the writer is done), or to
+        show a line being drawn (a progress bar, a prompt) as `tail -f` does. With `whole_characters` a
+        multi-byte character cut by the writer stays behind until its last byte comes."""
+        cut = utf8_whole_prefix(self._partial) if whole_characters else len(self._partial)
+        text, self._partial = self._partial[:cut].decode("utf-8", "replace"), self._partial[cut:]
         return text
 
     def read_new(self) -> TailUpdate:
@@ -97,3 +100,14 @@ class LogTail:
             self._partial = self._partial[self.max_line_bytes :]
         out.lines = [p.decode("utf-8", "replace").rstrip("\r") for p in pieces]
         return out
+
+
+def utf8_whole_prefix(data: bytes) -> int:
+    """The length of `data` without a UTF-8 character cut short at its end (invalid bytes count as whole)."""
+    for back in range(1, min(4, len(data)) + 1):
+        lead = data[-back]
+        if lead & 0xC0 == 0x80:  # a continuation byte: look further back for its lead
+            continue
+        needed = 2 if lead >> 5 == 0b110 else 3 if lead >> 4 == 0b1110 else 4 if lead >> 3 == 0b11110 else 1
+        return len(data) - back if back < needed else len(data)
+    return len(data)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -161,3 +163,47 @@ def test_follow_from_the_end_skips_what_was_already_there(tmp_path):
     out = follow(log, stop=lambda: next(stopped), from_start=False, idle_timeout_ms=50)
     log.write_text("old\nnew\n")
     assert "".join(out) == "new\n"
+
+
+def test_follow_shows_a_line_as_it_is_drawn_and_keeps_a_cut_character_whole(tmp_path):
+    """A progress bar redrawn with \\r and no newline yet: `tail -f` shows it, so does `cep jobs logs -f`."""
+    from cep_core.jobs.follow import follow
+
+    log = tmp_path / "stdout.log"
+    log.write_bytes(b"")
+    done = []
+    deadline = time.monotonic() + 10  # a follower that waits for the newline ends here instead of hanging
+    out = follow(log, stop=lambda: bool(done) or time.monotonic() > deadline, idle_timeout_ms=50)
+
+    def append(data: bytes) -> None:
+        with log.open("ab") as handle:
+            handle.write(data)
+
+    append(b"loading  10%")
+    assert next(out) == "loading  10%"
+    append(b"\rloading 100% caf\xc3")  # the writer stopped inside the two bytes of an e-acute
+    assert next(out) == "\rloading 100% caf"
+    append(b"\xa9\nnext line\n")
+    assert next(out) == "\u00e9\nnext line\n"
+    done.append(True)
+    assert list(out) == []
+
+
+@given(st.binary(max_size=12))
+def test_a_whole_prefix_holds_back_at_most_a_cut_character(data):
+    from cep_core.logtail import utf8_whole_prefix
+
+    cut = utf8_whole_prefix(data)
+    assert len(data) - 3 <= cut <= len(data)
+    if data.decode("utf-8", "ignore").encode() == data:  # well-formed text: nothing is held back
+        assert cut == len(data)
+
+
+@pytest.mark.parametrize("char", ["\u00e9", "\u20ac", "\U0001f600"])
+def test_a_character_cut_anywhere_is_held_back_whole(char):
+    from cep_core.logtail import utf8_whole_prefix
+
+    encoded = char.encode()
+    assert utf8_whole_prefix(b"a" + encoded) == 1 + len(encoded)
+    for k in range(1, len(encoded)):
+        assert utf8_whole_prefix(b"a" + encoded[:k]) == 1

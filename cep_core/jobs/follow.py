@@ -1,8 +1,9 @@
 """Following a growing file (a job's stdout.log) the way `tail -F` does, with watchfiles instead of polling.
 
-The reading is LogTail's: at most a bounded chunk in memory however fast the job writes, whole lines only
-(the unfinished last line is handed over when following ends), and a file that does not exist yet, is
-truncated or is replaced is followed from its new start, with a note saying so.
+The reading is LogTail's: at most a bounded chunk in memory however fast the job writes; an unfinished line
+(a progress bar redrawn with `\r`, a prompt) is shown as it stands, the rest when it comes, as `tail -f`
+does; a file that does not exist yet, is truncated or is replaced is followed from its new start, with a
+note saying so.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def follow(
     idle_timeout_ms: int = 1000,
     on_reset: Callable[[str], None] = lambda note: None,
 ) -> Iterator[str]:
-    """Yield text (whole lines) as it is appended to `path` until `stop()` is true (checked at least every
+    """Yield text as it is appended to `path` until `stop()` is true (checked at least every
     `idle_timeout_ms`). `on_reset` gets a note when the file is truncated or replaced. With `from_start=False`
     only what is written after this call is yielded."""
     path = Path(path)
@@ -54,6 +55,9 @@ def _follow(
             if rest:
                 yield rest
             return
+        shown = tail.take_partial(whole_characters=True)  # the line being written, as it stands
+        if shown:
+            yield shown
         watch_dir = path.parent if path.parent.exists() else Path(os.getcwd())
         for _changes in watchfiles.watch(
             watch_dir,
