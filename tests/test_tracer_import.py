@@ -122,12 +122,13 @@ def test_a_bad_file_stores_nothing_and_names_every_bad_line_without_its_content(
             {**good, "success": "yes"},
             {**good, "messages": "hello"},
             {"agent_type": "a", "agent_name": "b", "model_used": "m"},
+            "[" * 100_000 + "]" * 100_000,
         ],
     )
     db = tmp_path / "traces.db"
     code, out, err = cep(capsys, "traces", "--traces", str(db), "import", str(log))
     assert code == 2 and out == ""
-    assert "7 line(s) cannot be imported; nothing was stored" in err
+    assert "8 line(s) cannot be imported; nothing was stored" in err
     for where in (
         "bad.jsonl:2 (field 'captured_at')",
         "bad.jsonl:3: not JSON",
@@ -136,6 +137,7 @@ def test_a_bad_file_stores_nothing_and_names_every_bad_line_without_its_content(
         "bad.jsonl:6 (field 'success')",
         "bad.jsonl:7 (field 'messages')",
         "bad.jsonl:8 (field 'messages')",
+        "bad.jsonl:9: not JSON this reader can take (nested too deeply)",
     ):
         assert where in err, where
     assert "bad.jsonl:1" not in err and SECRET not in err
@@ -171,7 +173,7 @@ def test_what_cannot_be_read_is_named(tmp_path, capsys):
     binary = tmp_path / "calls.jsonl"
     binary.write_bytes(b'{"a": 1}\n\xff\xfe\n')
     code, _, err = cep(capsys, "traces", "import", str(binary))
-    assert code == 2 and "calls.jsonl: not UTF-8" in err
+    assert code == 2 and "calls.jsonl:2: not UTF-8 text (byte 1 of the line)" in err
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n\n")
     code, _, err = cep(capsys, "traces", "import", str(empty))
@@ -182,7 +184,8 @@ def test_what_cannot_be_read_is_named(tmp_path, capsys):
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.text(max_size=200)
+    st.binary(max_size=200)
+    | st.text(max_size=200)
     | st.builds(json.dumps, st.dictionaries(st.text(max_size=12), st.none() | st.text()))
 )
 def test_any_line_is_a_call_or_a_named_problem_never_an_exception(tmp_path_factory, text):

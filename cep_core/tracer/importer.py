@@ -51,14 +51,12 @@ class ImportCheck:
         )
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
     try:
-        with path.open(encoding="utf-8", errors="strict") as handle:
+        with path.open("rb") as handle:
             yield from enumerate(handle, start=1)
     except FileNotFoundError:
         raise InputError("no such file", path=path) from None
-    except UnicodeDecodeError as exc:
-        raise InputError(f"not UTF-8 text (byte {exc.start} of a line)", path=path) from None
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from None
 
@@ -67,12 +65,20 @@ def _problem(path: Path, line: int, message: str, name: str | None = None) -> In
     return InputError(message, path=path, line=line, field=name)
 
 
-def check_line(path: Path, number: int, text: str, defaults: dict[str, str]) -> dict[str, Any] | InputError:
+def check_line(
+    path: Path, number: int, line: str | bytes, defaults: dict[str, str]
+) -> dict[str, Any] | InputError:
     """One line as a capture_many call, or the reason it cannot be one."""
+    try:
+        text = line.decode("utf-8") if isinstance(line, bytes) else line
+    except UnicodeDecodeError as exc:
+        return _problem(path, number, f"not UTF-8 text (byte {exc.start + 1} of the line)")
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         return _problem(path, number, f"not JSON ({exc.msg}, column {exc.colno})")
+    except RecursionError:
+        return _problem(path, number, "not JSON this reader can take (nested too deeply)")
     if not isinstance(obj, dict):
         return _problem(path, number, f"a line must be a JSON object, not {type(obj).__name__}")
     call = {**defaults, **obj}
