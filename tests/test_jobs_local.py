@@ -336,3 +336,31 @@ def test_cep_jobs_list_keeps_the_whole_id_at_80_columns(home, columns):
     header = next(line for line in listed.stdout.splitlines() if line.split()[:2] == ["id", "name"])
     assert ("backend" in header) is (columns >= 100)
     assert ("cep jobs show ID" in listed.stdout) is (columns < 100)
+
+
+@pytest.mark.parametrize("restart_count, run", [(None, 0), ("2", 2), ("junk", 0)])
+def test_the_runner_records_which_run_of_the_job_it_is(tmp_path, restart_count, run):
+    """Slurm reruns a requeued job under the same id and run directory; the records say which run wrote them."""
+    env = {k: v for k, v in os.environ.items() if k != "SLURM_RESTART_COUNT"}
+    if restart_count is not None:
+        env["SLURM_RESTART_COUNT"] = restart_count
+    before = time.time()
+    code = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cep_core.jobs.runner",
+            str(tmp_path),
+            "--",
+            sys.executable,
+            "-c",
+            "raise SystemExit(3)",
+        ],
+        env=env,
+        timeout=60,
+    ).returncode
+    started = json.loads((tmp_path / "runner.json").read_text())
+    ended = json.loads((tmp_path / "exit.json").read_text())
+    assert code == 3 and ended["returncode"] == 3
+    assert started["run"] == ended["run"] == run
+    assert before <= started["started"] <= ended["ended"] <= time.time()

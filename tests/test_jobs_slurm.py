@@ -58,7 +58,8 @@ def job_script(tmp_path: Path) -> JobScript:
     The job writes `step` events to RUN_DIR/progress.jsonl, then `end{completed}`. Options:
     steps, step_s (seconds per step), on_term ("stop": write end{stopped} and exit 0; "ignore": note it and go
     on; "default": die of the signal), exit_code (exit with it instead of ending cleanly), kill_self_at (SIGKILL
-    itself at that step on the first attempt only: a crash the next attempt resumes from `checkpoint.json`).
+    itself at that step on the first attempt only: a crash the next attempt resumes from `checkpoint.json`),
+    kill_all_on_rerun (when Slurm runs it again after a requeue, SIGKILL the runner and itself at once).
     It writes its pid to RUN_DIR/job.pid and its environment's CEP_TEST_* / HF_TOKEN values to env.json.
     """
 
@@ -69,6 +70,7 @@ def job_script(tmp_path: Path) -> JobScript:
         on_term: str = "stop",
         exit_code: int = 0,
         kill_self_at: int | None = None,
+        kill_all_on_rerun: bool = False,
     ) -> list[str]:
         script = tmp_path / f"job_{len(list(tmp_path.glob('job_*.py')))}.py"
         script.write_text(
@@ -78,6 +80,10 @@ def job_script(tmp_path: Path) -> JobScript:
                 run_dir = sys.argv[1]
                 steps, step_s, on_term = {steps}, {step_s}, {on_term!r}
                 exit_code, kill_self_at = {exit_code}, {kill_self_at!r}
+                if {kill_all_on_rerun!r} and int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0:
+                    print("second run: the whole job is killed", flush=True)
+                    os.kill(os.getppid(), signal.SIGKILL)  # the runner: as the OOM killer or a lost node would
+                    os.kill(os.getpid(), signal.SIGKILL)
                 def emit(**event):
                     event["ts"] = time.time()
                     with open(os.path.join(run_dir, "progress.jsonl"), "a") as out:
@@ -318,6 +324,28 @@ def test_a_requeued_job_runs_again_under_the_same_id_and_continues_from_its_chec
     assert steps == sorted(set(steps)) and steps[-1] == 6  # no step ran twice
     log = (run_dir / LOG_FILE).read_text()
     assert log.count("job started at step") == 2 and "job started at step 1" in log  # both runs, appended
+
+
+@pytest.mark.slurm
+def test_a_requeued_job_killed_on_its_next_run_is_a_crash_not_its_first_runs_stop(
+    backend, slurm_cluster, job_script, tmp_path
+):
+    """Preempted (it stops cleanly, `end{stopped}`), requeued, and then killed whole on the next run: that run
+    left no record, so it crashed and auto-resume must take it; the first run's stop is not its end."""
+    run_dir = run_dir_for(tmp_path)
+    command = job_script(run_dir, steps=6, step_s=0.4, kill_all_on_rerun=True)
+    handle = backend.start(spec_for(run_dir, command, slurm_cluster))
+    wait_for(lambda: any(e.get("step") == 2 for e in events(run_dir)), what="step 2")
+    subprocess.run(["scontrol", "requeue", handle.slurm_id], check=True, timeout=20)
+    wait_for(lambda: backend.poll(handle, run_dir).state == "queued", what="the job to be queued again")
+    subprocess.run(
+        ["scontrol", "update", f"JobId={handle.slurm_id}", "StartTime=now+3"], check=True, timeout=20
+    )
+    end = follow(backend, handle, run_dir)[-1]
+    assert [e["status"] for e in events(run_dir) if e["event"] == "end"] == ["stopped"]  # the first run's
+    assert "second run: the whole job is killed" in (run_dir / LOG_FILE).read_text()
+    assert end.state == "crashed", end
+    assert "no exit record" in end.reason and "ended stopped" not in end.reason, end.reason
 
 
 @pytest.mark.slurm
@@ -575,3 +603,68 @@ def test_parsers_never_raise(text):
     normalize_state(text)
     result = map_state(text)
     assert result is None or result in SLURM_STATES.values()
+
+
+def _records(run_dir: Path, *, runner: dict | None, exit_record: dict | None, ends: list[tuple[float, str]]):
+    if runner is not None:
+        (run_dir / "runner.json").write_text(json.dumps(runner))
+    if exit_record is not None:
+        (run_dir / EXIT_FILE).write_text(json.dumps(exit_record))
+    with (run_dir / "progress.jsonl").open("w") as out:
+        for ts, status in ends:
+            out.write(json.dumps({"event": "end", "status": status, "step": 2, "ts": ts}) + "\n")
+
+
+def test_only_the_latest_runs_records_say_how_a_requeued_job_ended(tmp_path):
+    """A preempted run's exit record and `end{stopped}` are not how the run after it ended."""
+    from cep_core.jobs.slurm import this_run
+
+    submitted = 1_000.0
+    first = run_dir_for(tmp_path, "first-run")  # one run: its own records
+    _records(
+        first,
+        runner={"started": 1_001.0, "run": 0},
+        exit_record={"returncode": 0, "ended": 1_010.0, "run": 0},
+        ends=[(1_009.0, "stopped")],
+    )
+    mine = this_run(first, submitted, restarts=0)
+    assert mine.ended["run"] == 0 and mine.end_event["status"] == "stopped" and not mine.note
+
+    second = run_dir_for(
+        tmp_path, "second-run-killed"
+    )  # run 2's runner started, then the job was killed whole
+    _records(second, runner={"started": 1_200.0, "run": 1}, exit_record=None, ends=[(1_009.0, "stopped")])
+    latest = this_run(second, submitted, restarts=1)
+    assert latest.ended is None and latest.end_event is None
+    assert (
+        this_run(second, submitted, restarts=None).end_event is None
+    )  # Slurm silent: runner.json still says
+
+    finished = run_dir_for(tmp_path, "second-run-finished")
+    _records(
+        finished,
+        runner={"started": 1_200.0, "run": 1},
+        exit_record={"returncode": 0, "ended": 1_300.0, "run": 1},
+        ends=[(1_009.0, "stopped"), (1_299.0, "completed")],
+    )
+    done = this_run(finished, submitted, restarts=1)
+    assert done.ended["run"] == 1 and done.end_event["status"] == "completed"
+
+    never = run_dir_for(
+        tmp_path, "second-run-never-started"
+    )  # killed before its runner ran (credential revoked)
+    _records(
+        never,
+        runner={"started": 1_001.0, "run": 0},
+        exit_record={"returncode": 0, "ended": 1_010.0, "run": 0},
+        ends=[(1_009.0, "stopped")],
+    )
+    lost = this_run(never, submitted, restarts=1)
+    assert lost.ended is None and lost.end_event is None
+    assert lost.note == "run 2 of the job ended before its runner started"
+
+    older = run_dir_for(tmp_path, "previous-attempt")  # a record from before this submission: not ours either
+    _records(older, runner=None, exit_record={"returncode": 0, "ended": 900.0}, ends=[(899.0, "completed")])
+    assert this_run(older, submitted, restarts=None) == this_run(older, submitted, restarts=0)
+    assert this_run(older, submitted, restarts=0).ended is None
+    assert this_run(older, submitted, restarts=0).end_event is None

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 EXIT_FILE = "exit.json"
+RUNNER_FILE = "runner.json"  # written when a runner starts: which run of the job it is (Slurm reruns a job)
 LOG_FILE = "stdout.log"
 
 
@@ -75,9 +76,18 @@ def runner_command(run_dir: Path, command: list[str]) -> list[str]:
 
 
 def read_exit(run_dir: Path) -> dict | None:
-    """RUN_DIR/exit.json ({returncode, signal, ended}) or None when the runner has not written it."""
+    """RUN_DIR/exit.json ({returncode, signal, ended, run}) or None when the runner has not written it."""
+    return _read_record(Path(run_dir) / EXIT_FILE)
+
+
+def read_runner_start(run_dir: Path) -> dict | None:
+    """RUN_DIR/runner.json ({started, run, pid}) of the runner that started last, or None."""
+    return _read_record(Path(run_dir) / RUNNER_FILE)
+
+
+def _read_record(path: Path) -> dict | None:
     try:
-        data = json.loads((Path(run_dir) / EXIT_FILE).read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None

@@ -4,6 +4,9 @@ The runner is the process a backend starts. It runs CMD as its child in the same
 writes RUN_DIR/exit.json with the return code or the signal. Stops signal the whole group (the local backend's
 killpg, Slurm's `scancel --full`), so the child gets SIGTERM directly and the runner ignores it rather than
 deliver it twice. If the runner itself is killed, there is no exit.json: the registry reads that as a crash.
+
+It first writes RUN_DIR/runner.json saying which run of the job it is (Slurm's SLURM_RESTART_COUNT: a
+requeued job runs again under the same id), so a backend can tell this run's records from an earlier run's.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from cep_core.jobs.backend import EXIT_FILE
+from cep_core.jobs.backend import EXIT_FILE, RUNNER_FILE
 
 
 def _default_signals() -> None:
@@ -31,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run_dir, command = Path(argv[0]), argv[2:]
     (run_dir / EXIT_FILE).unlink(missing_ok=True)
+    run = _run_number()
+    _write_record(run_dir / RUNNER_FILE, {"started": time.time(), "run": run, "pid": os.getpid()})
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The child must not inherit "ignore": restore the default handlers in it before exec.
@@ -41,11 +46,24 @@ def main(argv: list[str] | None = None) -> int:
         "signal": -returncode if returncode < 0 else None,
         "ended": time.time(),
         "pid": child.pid,
+        "run": run,
     }
-    tmp = run_dir / (EXIT_FILE + ".tmp")
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, run_dir / EXIT_FILE)
+    _write_record(run_dir / EXIT_FILE, record)
     return returncode if returncode >= 0 else 128 - returncode
+
+
+def _run_number() -> int:
+    """0 for a job's first run; Slurm counts the reruns of a requeued job in SLURM_RESTART_COUNT."""
+    try:
+        return max(0, int(os.environ.get("SLURM_RESTART_COUNT", "0")))
+    except ValueError:
+        return 0
+
+
+def _write_record(path: Path, record: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":

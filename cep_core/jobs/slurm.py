@@ -25,7 +25,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cep_core.errors import CepError
-from cep_core.jobs.backend import LOG_FILE, Handle, LaunchSpec, Status, read_exit, runner_command
+from cep_core.jobs.backend import (
+    LOG_FILE,
+    Handle,
+    LaunchSpec,
+    Status,
+    read_exit,
+    read_runner_start,
+    runner_command,
+)
 from cep_core.runs import iter_progress
 
 SBATCH_FILE = "job.sbatch"
@@ -230,6 +238,7 @@ class SchedulerView:
     exit_code: int | None = None
     signal: int | None = None
     source: str = "squeue"
+    restarts: int | None = None  # how many times Slurm ran the job again (requeue); None: not said
 
 
 class SlurmBackend:
@@ -324,12 +333,14 @@ class SlurmBackend:
         if state is None:
             return None
         code, sig = parse_exit_code(record.get("ExitCode"))
+        restarts = record.get("Restarts", "")
         return SchedulerView(
             state=state,
             reason=_clean_reason(record.get("Reason", "")),
             exit_code=code,
             signal=sig,
             source="scontrol",
+            restarts=int(restarts) if restarts.isdigit() else None,
         )
 
     # -- poll
@@ -338,49 +349,40 @@ class SlurmBackend:
         job_id = handle.slurm_id
         if not job_id:
             return Status(alive=False, state="failed", reason="no Slurm job id was recorded for this job")
-        ended = _fresh_exit(run_dir, handle.start_time)
         try:
             view = self.scheduler_view(job_id)
         except SlurmUnavailable as exc:
-            if ended is not None:
-                return _status_from_exit(ended, f"Slurm did not answer ({exc}); ", run_dir, handle.start_time)
+            records = this_run(run_dir, handle.start_time, restarts=None)
+            if records.ended is not None:
+                return _status_from_exit(records, f"Slurm did not answer ({exc}); ")
             return Status(alive=True, state=self._last_state.get(job_id), reason=f"state unknown: {exc}")
+        records = this_run(run_dir, handle.start_time, restarts=view.restarts if view else None)
         if view is None:
             prefix = f"Slurm no longer lists job {job_id}; "
-            if ended is not None:
-                return _status_from_exit(ended, prefix, run_dir, handle.start_time)
+            if records.ended is not None:
+                return _status_from_exit(records, prefix)
             return Status(
                 alive=False, state="crashed", reason=prefix + "the job left no exit record (killed or lost)"
             )
         mapped = map_state(view.state)
         if mapped is None:  # a state this code does not know: trust the runner, else assume it still runs
-            if ended is not None:
-                return _status_from_exit(
-                    ended, f"Slurm state {view.state}; ", run_dir, handle.start_time, view.state
-                )
+            if records.ended is not None:
+                return _status_from_exit(records, f"Slurm state {view.state}; ", view.state)
             return Status(alive=True, scheduler_state=view.state, reason=f"Slurm state {view.state}")
         alive, state = mapped
         if alive:
             self._last_state[job_id] = state
             why = f"Slurm {view.state}" + (f" ({view.reason})" if view.reason else "")
             return Status(alive=True, scheduler_state=view.state, state=state, reason=why)
-        return self._ended(job_id, view, state, ended, run_dir, handle.start_time)
+        return self._ended(job_id, view, state, records)
 
-    def _ended(
-        self,
-        job_id: str,
-        view: SchedulerView,
-        state: str,
-        ended: dict | None,
-        run_dir: Path,
-        since: float | None,
-    ) -> Status:
+    def _ended(self, job_id: str, view: SchedulerView, state: str, records: RunRecords) -> Status:
         code, sig = view.exit_code, view.signal
+        ended, end_event = records.ended, records.end_event
         if ended is not None:
             code, sig = ended.get("returncode"), ended.get("signal")
             if isinstance(code, int) and code < 0:
                 code = None
-        end_event = _last_end_event(run_dir, since)
         how = _how(code, sig, ended is not None)
         if view.state == "CANCELLED":
             who = (
@@ -406,6 +408,8 @@ class SlurmBackend:
             state, reason = "stopped", reason + "; stopped by cep"
         if how:
             reason += f"; {how}"
+        if records.note:
+            reason += f"; {records.note}"
         return Status(
             alive=False, exit_code=code, signal=sig, scheduler_state=view.state, state=state, reason=reason
         )
@@ -458,25 +462,46 @@ def _clean_reason(reason: str) -> str:
     return "" if reason in ("None", "(null)") else reason
 
 
-def _fresh_exit(run_dir: Path, since: float | None) -> dict | None:
-    """exit.json written by this submission's runner (an older one from a previous attempt is ignored)."""
-    ended = read_exit(Path(run_dir))
-    if ended is None:
-        return None
-    stamp = ended.get("ended")
+@dataclass(slots=True)
+class RunRecords:
+    """What the job's latest run left on disk: its exit record and its last `end` event (None: none)."""
+
+    ended: dict | None
+    end_event: dict | None
+    note: str = ""
+
+
+def this_run(run_dir: Path, since: float | None, restarts: int | None) -> RunRecords:
+    """The records of the job's latest run only.
+
+    A requeued job runs again under the same Slurm id and run directory, so an earlier run's `end{stopped}`
+    (what a preempted job writes) must not be read as how the latest run ended. The runner notes which run it
+    is in runner.json; records older than its start belong to an earlier run. When Slurm says it ran the job
+    more times than any runner started (`restarts`), the latest run died before its runner did anything.
+    """
+    run_dir = Path(run_dir)
+    started = read_runner_start(run_dir)
+    run = started.get("run") if started else None
+    if restarts and (not isinstance(run, int) or run < restarts):
+        return RunRecords(None, None, f"run {restarts + 1} of the job ended before its runner started")
+    ended = read_exit(run_dir)
+    stamp = ended.get("ended") if ended else None
     if since is not None and isinstance(stamp, int | float) and stamp < since - _CLOCK_SLACK_S:
-        return None
-    return ended
-
-
-def _last_end_event(run_dir: Path, since: float | None) -> dict | None:
+        ended = None  # from a previous attempt's submission
+    if ended is not None and isinstance(run, int) and ended.get("run", run) != run:
+        ended = None  # from an earlier run of this submission
     floor = (since or 0) - _CLOCK_SLACK_S
+    start = started.get("started") if started else None
     found = None
     for event in iter_progress(run_dir):
         ts = event.get("ts")
-        if event["event"] == "end" and (not isinstance(ts, int | float) or ts >= floor):
+        if event["event"] != "end":
+            continue
+        if not isinstance(ts, int | float) or (
+            ts >= floor and not (isinstance(start, int | float) and ts < start)
+        ):
             found = event
-    return found
+    return RunRecords(ended, found)
 
 
 def _how(code: object, sig: object, from_runner: bool) -> str:
@@ -493,15 +518,14 @@ def _how(code: object, sig: object, from_runner: bool) -> str:
     return text
 
 
-def _status_from_exit(
-    ended: dict, prefix: str, run_dir: Path, since: float | None, scheduler_state: str | None = None
-) -> Status:
+def _status_from_exit(records: RunRecords, prefix: str, scheduler_state: str | None = None) -> Status:
     """How the job ended by the runner's record alone (the scheduler has forgotten it or does not answer)."""
+    ended = records.ended or {}
     code, sig = ended.get("returncode"), ended.get("signal")
     code = code if isinstance(code, int) and code >= 0 else None
     sig = sig if isinstance(sig, int) and sig > 0 else None
     state = "succeeded" if code == 0 and sig is None else "crashed"
-    end_event = _last_end_event(run_dir, since)
+    end_event = records.end_event
     if end_event is not None and end_event.get("status") == "stopped":
         state = "stopped"
     return Status(
