@@ -174,6 +174,20 @@ def events(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+def requeue_at_step_2_and_follow(backend: SlurmBackend, handle: Handle, run_dir: Path) -> Status:
+    """What preemption does with --requeue: at step 2 Slurm stops the job, then runs it again; its last status."""
+    wait_for(lambda: any(e.get("step") == 2 for e in events(run_dir)), what="step 2")
+    subprocess.run(["scontrol", "requeue", handle.slurm_id], check=True, timeout=20)
+    wait_for(lambda: backend.poll(handle, run_dir).state == "queued", what="the job to be queued again")
+    # Slurm holds a requeued job back for two minutes; let it start in a few seconds. Not "now": slurmd
+    # revokes the first run's credential and compares times to the second, so a start within the same
+    # second is killed as "Job credential revoked" (seen on CI, and here 2 runs in 5).
+    subprocess.run(
+        ["scontrol", "update", f"JobId={handle.slurm_id}", "StartTime=now+3"], check=True, timeout=20
+    )
+    return follow(backend, handle, run_dir)[-1]
+
+
 # ------------------------------------------------------------------------------------------------ real cluster
 
 
@@ -309,16 +323,7 @@ def test_a_requeued_job_runs_again_under_the_same_id_and_continues_from_its_chec
     """What preemption or a node failure does with --requeue: Slurm stops the job and runs it again."""
     run_dir = run_dir_for(tmp_path)
     handle = backend.start(spec_for(run_dir, job_script(run_dir, steps=6, step_s=0.4), slurm_cluster))
-    wait_for(lambda: any(e.get("step") == 2 for e in events(run_dir)), what="step 2")
-    subprocess.run(["scontrol", "requeue", handle.slurm_id], check=True, timeout=20)
-    wait_for(lambda: backend.poll(handle, run_dir).state == "queued", what="the job to be queued again")
-    # Slurm holds a requeued job back for two minutes; let it start in a few seconds. Not "now": slurmd
-    # revokes the first run's credential and compares times to the second, so a start within the same
-    # second is killed as "Job credential revoked" (seen on CI, and here 2 runs in 5).
-    subprocess.run(
-        ["scontrol", "update", f"JobId={handle.slurm_id}", "StartTime=now+3"], check=True, timeout=20
-    )
-    end = follow(backend, handle, run_dir)[-1]
+    end = requeue_at_step_2_and_follow(backend, handle, run_dir)
     assert end.state == "succeeded", end
     steps = [e["step"] for e in events(run_dir) if e["event"] == "step"]
     assert steps == sorted(set(steps)) and steps[-1] == 6  # no step ran twice
@@ -335,13 +340,7 @@ def test_a_requeued_job_killed_on_its_next_run_is_a_crash_not_its_first_runs_sto
     run_dir = run_dir_for(tmp_path)
     command = job_script(run_dir, steps=6, step_s=0.4, kill_all_on_rerun=True)
     handle = backend.start(spec_for(run_dir, command, slurm_cluster))
-    wait_for(lambda: any(e.get("step") == 2 for e in events(run_dir)), what="step 2")
-    subprocess.run(["scontrol", "requeue", handle.slurm_id], check=True, timeout=20)
-    wait_for(lambda: backend.poll(handle, run_dir).state == "queued", what="the job to be queued again")
-    subprocess.run(
-        ["scontrol", "update", f"JobId={handle.slurm_id}", "StartTime=now+3"], check=True, timeout=20
-    )
-    end = follow(backend, handle, run_dir)[-1]
+    end = requeue_at_step_2_and_follow(backend, handle, run_dir)
     assert [e["status"] for e in events(run_dir) if e["event"] == "end"] == ["stopped"]  # the first run's
     assert "second run: the whole job is killed" in (run_dir / LOG_FILE).read_text()
     assert end.state == "crashed", end
@@ -605,7 +604,57 @@ def test_parsers_never_raise(text):
     assert result is None or result in SLURM_STATES.values()
 
 
-def _records(run_dir: Path, *, runner: dict | None, exit_record: dict | None, ends: list[tuple[float, str]]):
+FIRST_RUN = {"started": 1_001.0, "run": 0}
+FIRST_EXIT = {"returncode": 0, "ended": 1_010.0, "run": 0}
+PREEMPTED = (1_009.0, "stopped")  # what the first run wrote when Slurm requeued it
+SECOND_RUN = {"started": 1_200.0, "run": 1}
+
+
+@pytest.mark.parametrize(
+    "runner, exit_record, ends, restarts, ended_run, end_status, note",
+    [
+        pytest.param(FIRST_RUN, FIRST_EXIT, [PREEMPTED], 0, 0, "stopped", "", id="one run: its own records"),
+        pytest.param(SECOND_RUN, None, [PREEMPTED], 1, None, None, "", id="run 2 killed whole"),
+        pytest.param(SECOND_RUN, None, [PREEMPTED], None, None, None, "", id="run 2 killed, Slurm silent"),
+        pytest.param(
+            SECOND_RUN,
+            {"returncode": 0, "ended": 1_300.0, "run": 1},
+            [PREEMPTED, (1_299.0, "completed")],
+            1,
+            1,
+            "completed",
+            "",
+            id="run 2 finished",
+        ),
+        pytest.param(
+            FIRST_RUN,
+            FIRST_EXIT,
+            [PREEMPTED],
+            1,
+            None,
+            None,
+            "run 2 of the job ended before its runner started",
+            id="run 2 died before its runner (credential revoked)",
+        ),
+        pytest.param(
+            None,
+            {"returncode": 0, "ended": 900.0},
+            [(899.0, "completed")],
+            0,
+            None,
+            None,
+            "",
+            id="a previous submission's records",
+        ),
+    ],
+)
+def test_only_the_latest_runs_records_say_how_a_requeued_job_ended(
+    tmp_path, runner, exit_record, ends, restarts, ended_run, end_status, note
+):
+    """A preempted run's exit record and `end{stopped}` are not how the run after it ended."""
+    from cep_core.jobs.slurm import this_run
+
+    run_dir = run_dir_for(tmp_path)
     if runner is not None:
         (run_dir / "runner.json").write_text(json.dumps(runner))
     if exit_record is not None:
@@ -613,58 +662,7 @@ def _records(run_dir: Path, *, runner: dict | None, exit_record: dict | None, en
     with (run_dir / "progress.jsonl").open("w") as out:
         for ts, status in ends:
             out.write(json.dumps({"event": "end", "status": status, "step": 2, "ts": ts}) + "\n")
-
-
-def test_only_the_latest_runs_records_say_how_a_requeued_job_ended(tmp_path):
-    """A preempted run's exit record and `end{stopped}` are not how the run after it ended."""
-    from cep_core.jobs.slurm import this_run
-
-    submitted = 1_000.0
-    first = run_dir_for(tmp_path, "first-run")  # one run: its own records
-    _records(
-        first,
-        runner={"started": 1_001.0, "run": 0},
-        exit_record={"returncode": 0, "ended": 1_010.0, "run": 0},
-        ends=[(1_009.0, "stopped")],
-    )
-    mine = this_run(first, submitted, restarts=0)
-    assert mine.ended["run"] == 0 and mine.end_event["status"] == "stopped" and not mine.note
-
-    second = run_dir_for(
-        tmp_path, "second-run-killed"
-    )  # run 2's runner started, then the job was killed whole
-    _records(second, runner={"started": 1_200.0, "run": 1}, exit_record=None, ends=[(1_009.0, "stopped")])
-    latest = this_run(second, submitted, restarts=1)
-    assert latest.ended is None and latest.end_event is None
-    assert (
-        this_run(second, submitted, restarts=None).end_event is None
-    )  # Slurm silent: runner.json still says
-
-    finished = run_dir_for(tmp_path, "second-run-finished")
-    _records(
-        finished,
-        runner={"started": 1_200.0, "run": 1},
-        exit_record={"returncode": 0, "ended": 1_300.0, "run": 1},
-        ends=[(1_009.0, "stopped"), (1_299.0, "completed")],
-    )
-    done = this_run(finished, submitted, restarts=1)
-    assert done.ended["run"] == 1 and done.end_event["status"] == "completed"
-
-    never = run_dir_for(
-        tmp_path, "second-run-never-started"
-    )  # killed before its runner ran (credential revoked)
-    _records(
-        never,
-        runner={"started": 1_001.0, "run": 0},
-        exit_record={"returncode": 0, "ended": 1_010.0, "run": 0},
-        ends=[(1_009.0, "stopped")],
-    )
-    lost = this_run(never, submitted, restarts=1)
-    assert lost.ended is None and lost.end_event is None
-    assert lost.note == "run 2 of the job ended before its runner started"
-
-    older = run_dir_for(tmp_path, "previous-attempt")  # a record from before this submission: not ours either
-    _records(older, runner=None, exit_record={"returncode": 0, "ended": 900.0}, ends=[(899.0, "completed")])
-    assert this_run(older, submitted, restarts=None) == this_run(older, submitted, restarts=0)
-    assert this_run(older, submitted, restarts=0).ended is None
-    assert this_run(older, submitted, restarts=0).end_event is None
+    records = this_run(run_dir, since=1_000.0, restarts=restarts)
+    assert (records.ended["run"] if records.ended else None) == ended_run
+    assert (records.end_event or {}).get("status") == end_status
+    assert records.note == note
