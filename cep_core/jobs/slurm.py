@@ -352,13 +352,13 @@ class SlurmBackend:
         try:
             view = self.scheduler_view(job_id)
         except SlurmUnavailable as exc:
-            records = this_run(run_dir, handle.start_time, restarts=None)
+            records = this_run(run_dir, handle.start_time, restarts=None, only_if_exited=True)
             if records.ended is not None:
                 return _status_from_exit(records, f"Slurm did not answer ({exc}); ")
             return Status(alive=True, state=self._last_state.get(job_id), reason=f"state unknown: {exc}")
-        records = this_run(run_dir, handle.start_time, restarts=view.restarts if view else None)
         if view is None:
             prefix = f"Slurm no longer lists job {job_id}; "
+            records = this_run(run_dir, handle.start_time, restarts=None, only_if_exited=True)
             if records.ended is not None:
                 return _status_from_exit(records, prefix)
             return Status(
@@ -366,15 +366,16 @@ class SlurmBackend:
             )
         mapped = map_state(view.state)
         if mapped is None:  # a state this code does not know: trust the runner, else assume it still runs
+            records = this_run(run_dir, handle.start_time, restarts=view.restarts, only_if_exited=True)
             if records.ended is not None:
                 return _status_from_exit(records, f"Slurm state {view.state}; ", view.state)
             return Status(alive=True, scheduler_state=view.state, reason=f"Slurm state {view.state}")
         alive, state = mapped
-        if alive:
+        if alive:  # the run's records are read only once it has ended: progress.jsonl can be long
             self._last_state[job_id] = state
             why = f"Slurm {view.state}" + (f" ({view.reason})" if view.reason else "")
             return Status(alive=True, scheduler_state=view.state, state=state, reason=why)
-        return self._ended(job_id, view, state, records)
+        return self._ended(job_id, view, state, this_run(run_dir, handle.start_time, view.restarts))
 
     def _ended(self, job_id: str, view: SchedulerView, state: str, records: RunRecords) -> Status:
         code, sig = view.exit_code, view.signal
@@ -471,13 +472,16 @@ class RunRecords:
     note: str = ""
 
 
-def this_run(run_dir: Path, since: float | None, restarts: int | None) -> RunRecords:
+def this_run(
+    run_dir: Path, since: float | None, restarts: int | None, only_if_exited: bool = False
+) -> RunRecords:
     """The records of the job's latest run only.
 
     A requeued job runs again under the same Slurm id and run directory, so an earlier run's `end{stopped}`
     (what a preempted job writes) must not be read as how the latest run ended. The runner notes which run it
     is in runner.json; records older than its start belong to an earlier run. When Slurm says it ran the job
     more times than any runner started (`restarts`), the latest run died before its runner did anything.
+    `only_if_exited`: without this run's exit record, do not read progress.jsonl (it can be long).
     """
     run_dir = Path(run_dir)
     started = read_runner_start(run_dir)
@@ -490,6 +494,8 @@ def this_run(run_dir: Path, since: float | None, restarts: int | None) -> RunRec
         ended = None  # from a previous attempt's submission
     if ended is not None and isinstance(run, int) and ended.get("run", run) != run:
         ended = None  # from an earlier run of this submission
+    if ended is None and only_if_exited:
+        return RunRecords(None, None)
     floor = (since or 0) - _CLOCK_SLACK_S
     start = started.get("started") if started else None
     found = None
