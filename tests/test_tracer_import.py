@@ -32,6 +32,11 @@ def cep(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def traces(capsys, db, *args: str) -> tuple[int, str, str]:
+    """`cep traces --traces DB ARGS...`"""
+    return cep(capsys, "traces", "--traces", str(db), *args)
+
+
 def write_lines(path, objects) -> None:
     path.write_text("".join((o if isinstance(o, str) else json.dumps(o)) + "\n" for o in objects))
 
@@ -74,18 +79,8 @@ def test_a_log_file_imports_with_its_times_its_agents_and_its_other_keys(tmp_pat
         ],
     )
     db = tmp_path / "traces.db"
-    code, out, err = cep(
-        capsys,
-        "traces",
-        "--traces",
-        str(db),
-        "import",
-        str(log),
-        "--agent",
-        "support/search",
-        "--model",
-        "m1",
-        "--json",
+    code, out, err = traces(
+        capsys, db, "import", str(log), "--agent", "support/search", "--model", "m1", "--json"
     )
     assert code == 0, err
     summary = json.loads(out)
@@ -102,7 +97,7 @@ def test_a_log_file_imports_with_its_times_its_agents_and_its_other_keys(tmp_pat
     assert search.ts == pytest.approx(dt.datetime(2025, 11, 23, 12, 13).timestamp())
     assert SECRET not in json.dumps(search.to_dict()) and search.redactions == 1
     # The narrow list dates what is not from today, with the year when it is not this year.
-    code, out, _ = cep(capsys, "traces", "--traces", str(db), "list")
+    code, out, _ = traces(capsys, db, "list")
     stamp = dt.datetime.fromtimestamp(three_days_ago)
     shown = stamp.strftime("%m-%d %H:%M" if stamp.year == dt.date.today().year else "%Y-%m-%d")
     assert code == 0 and "2025-11-23" in out and re.search(rf"{shown}\s+✓\s+travel/planner", out), out
@@ -126,7 +121,7 @@ def test_a_bad_file_stores_nothing_and_names_every_bad_line_without_its_content(
         ],
     )
     db = tmp_path / "traces.db"
-    code, out, err = cep(capsys, "traces", "--traces", str(db), "import", str(log))
+    code, out, err = traces(capsys, db, "import", str(log))
     assert code == 2 and out == ""
     assert "8 line(s) cannot be imported; nothing was stored" in err
     for where in (
@@ -151,9 +146,7 @@ def test_many_lines_import_in_batches_and_many_problems_are_summed_up(tmp_path, 
         log, [{"user_query": f"q{i}", "assistant_response": "a", "captured_at": 1.7e9 + i} for i in range(n)]
     )
     db = tmp_path / "traces.db"
-    code, out, err = cep(
-        capsys, "traces", "--traces", str(db), "import", str(log), "--agent", "x/y", "--model", "m"
-    )
+    code, out, err = traces(capsys, db, "import", str(log), "--agent", "x/y", "--model", "m")
     assert code == 0, err
     assert f"imported {n} call(s)" in out and f"x/y: {n}" in out
     store = TraceStore(db)
@@ -162,7 +155,7 @@ def test_many_lines_import_in_batches_and_many_problems_are_summed_up(tmp_path, 
 
     bad = tmp_path / "bad.jsonl"
     write_lines(bad, ["{"] * (SHOWN_PROBLEMS + 5))
-    code, _, err = cep(capsys, "traces", "--traces", str(db), "import", str(bad))
+    code, _, err = traces(capsys, db, "import", str(bad))
     assert code == 2 and "… and 5 more" in err and f"bad.jsonl:{SHOWN_PROBLEMS + 1}:" not in err
     assert store.count() == n
 

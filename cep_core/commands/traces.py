@@ -240,11 +240,16 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def _short_time(stamp: dt.datetime, today: dt.date) -> str:
-    """At most 11 characters: the time today, the day and minute this year, else the date."""
+def _when(ts: float, today: dt.date, wide: bool) -> str:
+    """A trace's time in the list. Wide: the day and second (the year when it is not this one). Narrow, at
+    most 11 characters: the time today, the day and minute this year, else the date."""
+    stamp = dt.datetime.fromtimestamp(ts)
+    this_year = stamp.year == today.year
+    if wide:
+        return stamp.strftime("%m-%d %H:%M:%S" if this_year else "%Y-%m-%d %H:%M")
     if stamp.date() == today:
         return stamp.strftime("%H:%M:%S")
-    return stamp.strftime("%m-%d %H:%M" if stamp.year == today.year else "%Y-%m-%d")
+    return stamp.strftime("%m-%d %H:%M" if this_year else "%Y-%m-%d")
 
 
 def _page_table(page: Any, title: str, width: int):
@@ -275,14 +280,12 @@ def _page_table(page: Any, title: str, width: int):
         tail = r.response_preview if r.success else (r.error or r.response_preview)
         text = f"{r.query_preview} → {tail}".replace("\n", " ")
         ok = "✓" if r.success else "[red]✗[/]"
+        when = _when(r.ts, today, wide)
         if wide:
-            stamp = dt.datetime.fromtimestamp(r.ts)
-            when = stamp.strftime("%m-%d %H:%M:%S" if stamp.year == today.year else "%Y-%m-%d %H:%M")
             table.add_row(
                 r.id, when, ok, _fmt_num(r.execution_time, 1), Text(f"{r.agent} · {r.model}"), Text(text)
             )
         else:
-            when = _short_time(dt.datetime.fromtimestamp(r.ts), today)
             table.add_row(r.id, when, ok, Text(f"{r.agent}: {text}"))
     return table
 
@@ -419,14 +422,16 @@ def cmd_import(args: argparse.Namespace) -> int:
     from cep_core.state import traces_db_path
     from cep_core.tracer import WorkflowTracer
     from cep_core.tracer.importer import check_file, import_file
+    from cep_core.tracer.thresholds import parse_agent
 
     path = Path(args.file).expanduser()
     defaults: dict[str, str] = {}
     if args.agent:
-        agent_type, _, agent_name = args.agent.partition("/")
-        if not agent_type or not agent_name:
-            raise InputError(f"--agent: give TYPE/NAME, such as travel/planner, not {args.agent!r}")
-        defaults.update(agent_type=agent_type, agent_name=agent_name)
+        try:
+            key = parse_agent(args.agent)
+        except InputError:
+            raise InputError(f"--agent: give TYPE/NAME, such as travel/planner, not {args.agent!r}") from None
+        defaults.update(agent_type=key.agent_type, agent_name=key.agent_name)
     if args.model:
         defaults["model_used"] = args.model
     with stderr_console().status(f"checking {path}"):
