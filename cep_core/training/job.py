@@ -91,12 +91,13 @@ def _train(paths: RunPaths, writer: ProgressWriter, stop: Any) -> int:
         raise PreflightFailed(failure_kind(first), f"{first.name}: {first.detail}")
     prepared = pre.prepared
 
-    from transformers import Trainer, TrainingArguments
+    from transformers import TrainingArguments
 
     from cep_core.prefix import NO_CEP, get_cep
     from cep_core.training.callbacks import ProgressCallback
     from cep_core.training.checkpoints import find_resume_checkpoint
     from cep_core.training.dataset import make_collator, tokenize_examples, use_packing
+    from cep_core.training.loss import trainer_class
     from cep_core.training.model import apply_lora, load_base, resolve_device, use_bf16
     from cep_core.training.tiny import tokenizer_corpus
 
@@ -171,7 +172,7 @@ def _train(paths: RunPaths, writer: ProgressWriter, stop: Any) -> int:
         "device": device,
     }
     callback = ProgressCallback(writer, stop, start_fields, paths.checkpoints)
-    trainer = Trainer(
+    trainer = trainer_class()(
         model=model,
         args=args,
         train_dataset=features,
