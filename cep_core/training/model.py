@@ -35,6 +35,8 @@ def load_base(config: TrainConfig, tiny_dir: Path, corpus: Iterable[str], bf16: 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from cep_core.builtin_models import resolve_model
+
     if config.model == BUILTIN_TINY:
         if not (tiny_dir / "config.json").is_file():
             tokenizer = build_bpe_tokenizer(corpus)
@@ -44,7 +46,7 @@ def load_base(config: TrainConfig, tiny_dir: Path, corpus: Iterable[str], bf16: 
             tokenizer.save_pretrained(tiny_dir)
         source = str(tiny_dir)
     else:
-        source = config.model
+        source = resolve_model(config.model)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.bfloat16 if bf16 else torch.float32)
@@ -63,6 +65,9 @@ def apply_lora(model: Any, config: TrainConfig) -> Any:
     targets: Any = config.lora.target_modules
     if targets == ["all-linear"]:
         targets = "all-linear"
+    layers = top_layer_indices(model, config.lora.top_layers)
+    if layers is not None and targets == "all-linear":
+        targets = linear_module_names(model)  # peft takes a layer subset only with named target modules
     lora = LoraConfig(
         r=config.lora.r,
         lora_alpha=config.lora.alpha,
@@ -70,12 +75,34 @@ def apply_lora(model: Any, config: TrainConfig) -> Any:
         target_modules=targets,
         task_type="CAUSAL_LM",
         modules_to_save=list(config.lora.modules_to_save) or None,
+        layers_to_transform=layers,
     )
     # No KV cache while training: it is useless there, and with it transformers ignores packed position ids.
     model.config.use_cache = False
     if config.train.gradient_checkpointing:
         model.enable_input_require_grads()
     return get_peft_model(model, lora)
+
+
+def top_layer_indices(model: Any, top: int) -> list[int] | None:
+    """The indices of the top `top` transformer layers, or None for every layer (top 0, or not fewer than all)."""
+    count = getattr(getattr(model, "config", None), "num_hidden_layers", None)
+    if top <= 0 or not isinstance(count, int) or top >= count:
+        return None
+    return list(range(count - top, count))
+
+
+def linear_module_names(model: Any) -> list[str]:
+    """The names of the linear layers inside the transformer blocks (what peft's "all-linear" targets)."""
+    import torch
+
+    output = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    names = {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and module is not output
+    }
+    return sorted(names)
 
 
 @contextlib.contextmanager
