@@ -206,3 +206,18 @@ def _resolve_dict(value: dict[str, Any]) -> dict[str, Any]:
         if chosen is not _OMIT:
             out[key] = chosen
     return out
+
+
+def structured_case(entry: BfclEntry) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]] | None:
+    """A simple entry as a structured-output task: (prompt messages, JSON schema, expected object) — the gold
+    call's arguments as one JSON object. None when the entry has not exactly one function and one gold call."""
+    from cep_core.toolprompt import structured_prompt, to_json_schema
+
+    if rule_for(entry.category) != "simple" or len(entry.functions) != 1:
+        return None
+    calls = gold_calls(entry)
+    if len(calls) != 1:
+        return None
+    function = entry.functions[0]
+    schema = to_json_schema(function.get("parameters") or {})
+    return structured_prompt(function, schema, entry.messages), schema, calls[0].arguments

@@ -24,6 +24,11 @@ CALL_INSTRUCTION = (
     "with the arguments as one JSON object. If no function fits, answer without calling one."
 )
 
+STRUCTURED_INSTRUCTION = (
+    "Answer with the arguments for a call to the function {name} as one JSON object matching this JSON "
+    "schema, and nothing else.\nFunction: {name} - {description}\nSchema: {schema}"
+)
+
 _BFCL_TO_JSON_SCHEMA = {"dict": "object", "float": "number", "tuple": "array", "any": None}
 _TOOLS_BLOCK = re.compile(r"<tools>\s*(.*?)\s*</tools>", re.DOTALL)
 
@@ -98,3 +103,23 @@ def _tools_in(body: str) -> list[dict[str, Any]]:
         if isinstance(item, dict):
             tools.append(item)
     return tools
+
+
+def structured_prompt(
+    function: dict[str, Any], schema: dict[str, Any], messages: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The conversation asking for one function's arguments as one raw JSON object (the structured track's
+    prompt, in evaluation and in training alike)."""
+    instruction = STRUCTURED_INSTRUCTION.format(
+        name=function.get("name", ""),
+        description=(function.get("description") or "").strip(),
+        schema=json.dumps(schema, ensure_ascii=False),
+    )
+    system = next((m.get("content") for m in messages if m.get("role") == "system"), None)
+    content = (
+        f"{system.strip()}\n\n{instruction}" if isinstance(system, str) and system.strip() else instruction
+    )
+    rest = [
+        {"role": m.get("role"), "content": m.get("content")} for m in messages if m.get("role") != "system"
+    ]
+    return [{"role": "system", "content": content}, *rest]

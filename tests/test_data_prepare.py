@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from cep_core.data.convert import SkipRow, find_tools, rewrite_hermes_calls, row_to_messages
+from cep_core.data.convert import NO_CALL_ANSWER, SkipRow, find_tools, rewrite_hermes_calls, row_to_messages
 from cep_core.data.prepare import is_holdout, prepare
 from cep_core.data.sources import BUILTIN_DEMO, PACKAGE_SAMPLE, resolve_source
 from cep_core.errors import InputError
@@ -155,17 +155,58 @@ def test_split_is_deterministic_by_id_and_independent_of_order(tmp_path):
 def test_bfcl_rows_become_gold_call_conversations(shared_data):
     bfcl = shared_data / "bfcl"
     prepared = prepare(
-        [str(bfcl / "BFCL_v4_parallel.json"), str(bfcl / "BFCL_v4_irrelevance.json")],
+        [
+            str(bfcl / "BFCL_v4_parallel.json"),
+            str(bfcl / "BFCL_v4_irrelevance.json"),
+            str(bfcl / "BFCL_v4_live_relevance.json"),
+        ],
         cep=None,
         holdout_fraction=0,
     )
-    assert prepared.rows == 440
-    assert prepared.skipped == {"no_gold_answer": 240}
+    assert prepared.rows == 456
+    # live_relevance has no answer (any call is right): nothing to train on. Irrelevance does: no call.
+    assert prepared.skipped == {"no_gold_answer": 16}
     first = prepared.train[0]
     assert first.id == "parallel_0"
     parsed = parse_tool_calls(first.messages[-1]["content"], expected="target")
     assert parsed.errors == [] and len(parsed.calls) >= 2
     assert CALL_INSTRUCTION in first.messages[0]["content"]
+    irrelevant = [ex for ex in prepared.train if ex.id.startswith("irrelevance_")]
+    assert len(irrelevant) == 240
+    assert {ex.messages[-1]["content"] for ex in irrelevant} == {NO_CALL_ANSWER}
+    assert parse_tool_calls(NO_CALL_ANSWER).calls == []
+    assert all("<tools>" in ex.messages[0]["content"] for ex in irrelevant)  # the functions that do not fit
+
+
+def test_bfcl_sources_train_both_tracks_with_the_evaluations_split(shared_data, monkeypatch):
+    from cep_core.evaluation.config import SetSpec
+    from cep_core.evaluation.sets import load_set
+
+    monkeypatch.setenv("CEP_BFCL_DIR", str(shared_data / "bfcl"))
+    prepared = prepare(
+        ["bfcl:simple_python", "bfcl-json:simple_python"], cep=None, holdout_fraction=0.2, seed=3
+    )
+    tool = [ex for ex in (*prepared.train, *prepared.holdout) if not ex.id.startswith("json:")]
+    structured = [ex for ex in (*prepared.train, *prepared.holdout) if ex.id.startswith("json:")]
+    assert len(tool) == 400 and len(structured) == 400
+    answer = json.loads(structured[0].messages[-1]["content"])  # one raw JSON object, the gold arguments
+    assert isinstance(answer, dict) and answer
+    assert "as one JSON object matching this JSON schema" in structured[0].messages[0]["content"]
+    # An entry is held out on both tracks or on neither, exactly as the evaluation's holdout sets say.
+    held_tool = {ex.id for ex in prepared.holdout if not ex.id.startswith("json:")}
+    held_json = {ex.id.removeprefix("json:") for ex in prepared.holdout if ex.id.startswith("json:")}
+    assert held_tool == held_json and 40 < len(held_tool) < 120
+    spec = SetSpec("bfcl-json:simple_python", split="holdout", holdout_fraction=0.2, holdout_seed=3)
+    evaluated = {ex.id for ex in load_set(spec).examples}
+    assert evaluated == {f"json:{i}" for i in held_json}
+    spec = SetSpec("bfcl:simple_python", split="holdout", holdout_fraction=0.2, holdout_seed=3)
+    assert {ex.id for ex in load_set(spec).examples} == held_tool
+
+
+def test_bfcl_json_refuses_entries_that_are_not_one_call(shared_data, monkeypatch):
+    monkeypatch.setenv("CEP_BFCL_DIR", str(shared_data / "bfcl"))
+    prepared = prepare(["bfcl-json:parallel"], cep=None, holdout_fraction=0)
+    assert prepared.skipped == {"not_one_call": 200} and not prepared.train
 
 
 def test_parquet_goes_through_datasets(tmp_path):

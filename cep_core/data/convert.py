@@ -7,12 +7,13 @@ preparation step counts.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
-from cep_core.bfcl import BfclEntry, gold_calls
+from cep_core.bfcl import BfclEntry, gold_calls, rule_for, structured_case
 from cep_core.jsonish import loads_lenient
-from cep_core.toolcalls import CallFormat, ToolCall, parse_tool_calls, render
+from cep_core.toolcalls import CallFormat, parse_tool_calls, render
 from cep_core.toolprompt import render_tools_prompt, tools_from_system_prompt
 
 HERMES_ROLES = {
@@ -28,6 +29,10 @@ HERMES_ROLES = {
 _HERMES_BLOCK = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
 _TOOLS_BLOCK = re.compile(r"<tools>(.*?)</tools>", re.DOTALL)
 _HERMES_BOILERPLATE = re.compile(r"^\s*You are a function calling AI model\b", re.IGNORECASE)
+
+
+# What a model answers when no function fits the request (BFCL's irrelevance entries): no call, one short line.
+NO_CALL_ANSWER = "None of the available functions can help with this request, so I will not call one."
 
 
 class SkipRow(ValueError):
@@ -141,10 +146,16 @@ def _is_json(text: str) -> bool:
 
 
 def bfcl_to_messages(entry: BfclEntry, tool_format: str = "target") -> list[dict[str, Any]]:
-    """A BFCL question as a conversation whose assistant turn is the gold call(s)."""
-    if not entry.ground_truth:
+    """A BFCL question as a conversation whose assistant turn is the gold call(s).
+
+    Irrelevance entries (no function fits, so no call is the right answer) become a plain answer without a call:
+    a model trained only on calls learns to call something on every prompt."""
+    if rule_for(entry.category) == "irrelevance":
+        answer = NO_CALL_ANSWER
+    elif not entry.ground_truth:
         raise SkipRow("no_gold_answer", f"{entry.category} entries have no answer to train on")
-    calls: list[ToolCall] = gold_calls(entry)
+    else:
+        answer = render(gold_calls(entry), tool_format)
     messages = [dict(m) for m in entry.messages if isinstance(m, dict)]
     system = next((m["content"] for m in messages if m.get("role") == "system"), None)
     rest = [
@@ -156,5 +167,15 @@ def bfcl_to_messages(entry: BfclEntry, tool_format: str = "target") -> list[dict
     return [
         {"role": "system", "content": prompt},
         *rest,
-        {"role": "assistant", "content": render(calls, tool_format)},
+        {"role": "assistant", "content": answer},
     ]
+
+
+def bfcl_to_structured_messages(entry: BfclEntry) -> list[dict[str, Any]]:
+    """A simple BFCL entry as a structured-output conversation: the evaluation's bfcl-json prompt, answered
+    with the gold call's arguments as one raw JSON object."""
+    case = structured_case(entry)
+    if case is None:
+        raise SkipRow("not_one_call", f"{entry.id}: bfcl-json takes entries with one function and one call")
+    messages, _schema, expected = case
+    return [*messages, {"role": "assistant", "content": json.dumps(expected, ensure_ascii=False)}]

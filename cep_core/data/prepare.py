@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from cep_core.data.convert import SkipRow, bfcl_to_messages, row_to_messages
+from cep_core.data.convert import SkipRow, bfcl_to_messages, bfcl_to_structured_messages, row_to_messages
 from cep_core.data.sources import RawRow, is_malformed, iter_rows
 from cep_core.prefix import Cep, apply_cep
 
@@ -57,10 +57,20 @@ def row_id(raw: RawRow) -> str:
     data = raw.data
     if raw.kind == "bfcl":
         return str(data.id)
+    if raw.kind == "bfcl-json":
+        return f"json:{data.id}"  # the evaluation's id for the same entry on the structured track
     if isinstance(data, dict) and data.get("id") not in (None, ""):
         return str(data["id"])
     blob = json.dumps(data, sort_keys=True, default=str, ensure_ascii=False)
     return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def split_key(raw: RawRow, rid: str) -> str:
+    """What the train/holdout hash is taken of: the row id, except that a BFCL entry is held out (or not) on
+    both tracks together — the evaluation splits its structured set by the entry's own id."""
+    if raw.kind == "bfcl-json":
+        return str(raw.data.id)
+    return rid
 
 
 def convert(raw: RawRow, cep: Cep | None, tool_format: str) -> list[dict[str, Any]]:
@@ -68,6 +78,8 @@ def convert(raw: RawRow, cep: Cep | None, tool_format: str) -> list[dict[str, An
         raise SkipRow("malformed_json", f"{raw.source}:{raw.line}")
     if raw.kind == "bfcl":
         messages = bfcl_to_messages(raw.data, tool_format)
+    elif raw.kind == "bfcl-json":
+        messages = bfcl_to_structured_messages(raw.data)
     elif isinstance(raw.data, dict):
         messages = row_to_messages(raw.data, tool_format)
     else:
@@ -106,7 +118,8 @@ def prepare(
                 out.skipped[skip.reason] += 1
                 continue
             example = Example(rid, messages, raw.source)
-            (out.holdout if is_holdout(rid, holdout_fraction, seed) else out.train).append(example)
+            held = is_holdout(split_key(raw, rid), holdout_fraction, seed)
+            (out.holdout if held else out.train).append(example)
             if max_rows and len(out.train) + len(out.holdout) >= max_rows:
                 return out
     return out

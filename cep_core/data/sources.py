@@ -66,8 +66,32 @@ def is_local(spec: str) -> bool:
     )
 
 
+BFCL_PREFIX = "bfcl:"
+BFCL_JSON_PREFIX = "bfcl-json:"
+
+
+def bfcl_files(spec: str) -> list[Path]:
+    """The BFCL question files of `bfcl:CAT,…` / `bfcl-json:CAT,…` (the evaluation's BFCL data folder)."""
+    from cep_core.evaluation.sets import bfcl_files as files_of
+
+    return files_of(spec.split(":", 1)[1])
+
+
 def iter_rows(spec: str, split: str = "train", config_name: str | None = None) -> Iterator[RawRow]:
-    """Rows of one source. Raises InputError when the source itself cannot be read."""
+    """Rows of one source. Raises InputError when the source itself cannot be read.
+
+    `bfcl:CAT,…` trains on BFCL entries as tool-call conversations (irrelevance: an answer without a call);
+    `bfcl-json:CAT,…` on simple BFCL entries as structured-output tasks (the arguments as one JSON object),
+    the same prompts the evaluation's `bfcl:` and `bfcl-json:` sets ask."""
+    if spec.startswith(BFCL_JSON_PREFIX):
+        for path in bfcl_files(spec):
+            for entry in load_bfcl(path):
+                yield RawRow(str(path), None, "bfcl-json", entry)
+        return
+    if spec.startswith(BFCL_PREFIX):
+        for path in bfcl_files(spec):
+            yield from _iter_local(path)
+        return
     for source in resolve_source(spec):
         if is_local(source):
             yield from _iter_local(Path(source).expanduser())

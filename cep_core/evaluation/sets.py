@@ -22,7 +22,6 @@ training data does; the CEP is applied later, at generation, so one set serves b
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from collections import Counter, defaultdict
@@ -37,14 +36,10 @@ from cep_core.evalset import EvalExample, load_examples
 from cep_core.evaluation.config import SetSpec
 from cep_core.jsonish import loads_lenient
 from cep_core.toolcalls import CallFormat, parse_tool_calls
-from cep_core.toolprompt import function_of, render_tools_prompt, to_json_schema
+from cep_core.toolprompt import function_of, render_tools_prompt
 
 KINDS = ("bfcl", "bfcl-json", "hermes", "json-mode")
 DEFAULT_HOLDOUT = (0.1, 0)  # the training config's defaults: data.holdout_fraction, data.seed
-STRUCTURED_INSTRUCTION = (
-    "Answer with the arguments for a call to the function {name} as one JSON object matching this JSON "
-    "schema, and nothing else.\nFunction: {name} - {description}\nSchema: {schema}"
-)
 
 
 @dataclass(slots=True)
@@ -210,24 +205,6 @@ def tool_prompt(messages: list[dict[str, Any]], functions: list[dict[str, Any]])
     return [{"role": "system", "content": render_tools_prompt(functions, system)}, *rest]
 
 
-def structured_prompt(
-    function: dict[str, Any], schema: dict[str, Any], messages: list[dict[str, Any]]
-) -> list:
-    instruction = STRUCTURED_INSTRUCTION.format(
-        name=function.get("name", ""),
-        description=(function.get("description") or "").strip(),
-        schema=json.dumps(schema, ensure_ascii=False),
-    )
-    system = next((m.get("content") for m in messages if m.get("role") == "system"), None)
-    content = (
-        f"{system.strip()}\n\n{instruction}" if isinstance(system, str) and system.strip() else instruction
-    )
-    rest = [
-        {"role": m.get("role"), "content": m.get("content")} for m in messages if m.get("role") != "system"
-    ]
-    return [{"role": "system", "content": content}, *rest]
-
-
 # ---------------------------------------------------------------- sources
 
 
@@ -255,21 +232,20 @@ def _bfcl_structured(files: list[Path], spec: SetSpec, skipped: Counter[str]) ->
         for entry in bfcl.load_bfcl(path):
             if not _keep(entry.id, spec):
                 continue
-            calls = bfcl.gold_calls(entry)
-            if len(calls) != 1 or len(entry.functions) != 1:
+            case = bfcl.structured_case(entry)
+            if case is None:
                 skipped["not_one_call"] += 1
                 continue
-            function = entry.functions[0]
-            schema = to_json_schema(function.get("parameters") or {})
+            messages, schema, expected = case
             out.append(
                 EvalExample(
                     id=f"json:{entry.id}",
                     track="structured",
                     category=f"json_{category}",
-                    messages=structured_prompt(function, schema, entry.messages),
+                    messages=messages,
                     rule="structured",
                     schema=schema,
-                    expected=calls[0].arguments,
+                    expected=expected,
                 )
             )
     return out
