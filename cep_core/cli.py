@@ -23,6 +23,9 @@ COMMAND_MODULES = [
     "cep_core.commands.gpu",
     "cep_core.commands.train",
     "cep_core.commands.eval",
+    "cep_core.commands.export",
+    "cep_core.commands.serve",
+    "cep_core.commands.models",
 ]
 
 

@@ -36,6 +36,14 @@ def ensure_home(home: str | Path | None = None) -> Path:
     return path
 
 
+def private_tree(folder: Path) -> None:
+    """Make a folder written under a home private: directories 0700, files 0600 (whatever the umask was)."""
+    for path in folder.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(0o700 if path.is_dir() else 0o600)
+    folder.chmod(0o700)
+
+
 def runs_dir(home: str | Path | None = None) -> Path:
     return resolve_home(home) / "runs"
 
@@ -162,3 +170,12 @@ def m003_evaluations(db: sqlite_utils.Database) -> None:
     )
     db["evaluations"].create_index(["created"])
     db["evaluations"].create_index(["training_run"])
+
+
+@STATE_MIGRATIONS
+def m004_evaluation_ablations(db: sqlite_utils.Database) -> None:
+    """An ablation (cep_core.evaluation.ablation) is several evaluations of one model on the same examples:
+    each row says which ablation it belongs to and which variant it is (base, base+cep, lora+cep)."""
+    db["evaluations"].add_column("ablation", str)
+    db["evaluations"].add_column("variant", str)
+    db["evaluations"].create_index(["ablation"])

