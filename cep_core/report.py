@@ -113,3 +113,43 @@ def categories_table(results: dict[str, Any]) -> Table | None:
             category, str(row["n"]), pct(row["accuracy"]), pct(row["f1"]), pct(row["format_compliance"])
         )
     return table
+
+
+def ablation_table(ablation: Any) -> Table:
+    """An ablation (cep_core.evaluation.ablation.Ablation) as one table that fits 80 columns: the three
+    variants, the gains from the CEP and from training, and the trained model against both baselines."""
+    from cep_core import baselines
+
+    n = ablation.n
+    llm, small = baselines.LLM, baselines.SMALL_MODEL
+    table = Table(
+        title=f"ablation {ablation.name} ({ablation.id}): tool calls n={n.get('toolcall') or 0}, "
+        f"JSON n={n.get('structured') or 0}",
+        title_justify="left",
+        caption=f"bars: LLM {pct(llm['toolcall_f1'])} tool / {pct(llm['structured_f1'])} JSON F1; earlier "
+        f"small model {pct(small['toolcall_f1'])} / {pct(small['structured_f1'])}",
+        caption_justify="left",
+    )
+    table.add_column("variant", no_wrap=True)
+    for header in ("tool F1", "JSON F1", "tool format", "JSON format"):
+        table.add_column(header, justify="right", no_wrap=True)
+    metrics = ("toolcall_f1", "structured_f1", "toolcall_format_compliance", "structured_format_compliance")
+
+    def cell(value: float | None) -> str:
+        return "—" if value is None else pct(value)
+
+    def gain(value: float | None) -> Text | str:
+        return "—" if value is None else signed_pct(value)
+
+    for row in ablation.rows:
+        label = row.title if row.state == "completed" else f"{row.title} ({row.state})"
+        table.add_row(label, *(cell(row.figures[m]) for m in metrics))
+    table.add_section()
+    for key, label in (("cep", "gain: CEP"), ("training", "gain: training"), ("total", "gain: both")):
+        table.add_row(label, *(gain(ablation.gains[m][key]) for m in metrics))
+    table.add_section()
+    for key, label in (("delta_llm", "vs LLM baseline"), ("delta_small_model", "vs earlier small model")):
+        table.add_row(
+            label, *(gain(ablation.baselines[m][key]) for m in ("toolcall_f1", "structured_f1")), "", ""
+        )
+    return table

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cep_core.errors import InputError
 from cep_core.state import runs_dir
 
 RUN_TOML = "run.toml"
@@ -119,6 +120,22 @@ def create_run_dir(name: str, home: str | Path | None = None) -> RunPaths:
         except FileExistsError:
             continue
         return RunPaths(path)
+
+
+def find_run(ref: str, home: str | Path | None = None) -> RunPaths:
+    """A training run by path, id, or unique id prefix."""
+    path = Path(ref).expanduser()
+    if path.is_dir() and (path / "run.toml").is_file():
+        return RunPaths(path.resolve())
+    candidate = runs_dir(home) / ref
+    if candidate.is_dir():
+        return RunPaths(candidate.resolve())
+    matches = [p for p in list_runs(home) if p.name.startswith(ref)]
+    if len(matches) == 1:
+        return RunPaths(matches[0].resolve())
+    if matches:
+        raise InputError(f"run {ref!r} is ambiguous: {', '.join(p.name for p in matches[:5])}", field="run")
+    raise InputError(f"no training run {ref!r} under {runs_dir(home)}", field="run")
 
 
 def list_runs(home: str | Path | None = None) -> list[Path]:

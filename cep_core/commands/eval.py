@@ -23,7 +23,9 @@ from cep_core.errors import InputError
 USAGE = """\
   cep eval CONFIG.toml [--detach] [--name NAME] [--json]   run an evaluation (foreground, or as a job)
   cep eval compare [ID ...] [--json]                        evaluations side by side with both baselines
-  cep eval show ID [--track TRACK] [-n N] [--json]          the worst examples of an evaluation"""
+  cep eval show ID [--track TRACK] [-n N] [--json]          the worst examples of an evaluation
+  cep eval ablation CONFIG.toml [--detach] [--json]         base / base+CEP / LoRA+CEP on the same examples
+  cep eval ablation show [ID] [--json]                      an ablation's table (default: the newest)"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         usage="cep eval {CONFIG.toml | compare | show} ...",
     )
-    p.add_argument("target", metavar="CONFIG.toml|compare|show")
+    p.add_argument("target", metavar="CONFIG.toml|compare|show|ablation")
     p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
@@ -45,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
         return compare(_compare_parser().parse_args(args.rest))
     if args.target == "show":
         return show(_show_parser().parse_args(args.rest))
+    if args.target == "ablation":
+        return ablation(args.rest)
     ns = _run_parser().parse_args(args.rest)
     ns.config = args.target
     return run_config(ns)
@@ -62,13 +66,18 @@ def _run_parser() -> argparse.ArgumentParser:
     return p
 
 
-def run_config(ns: argparse.Namespace) -> int:
+def run_config(ns: argparse.Namespace, ablation: bool = False) -> int:
     from cep_core.evaluation.config import load_eval_config, to_toml
     from cep_core.runs import create_run_dir
 
     config = load_eval_config(ns.config)
     if ns.name:
         config.name = ns.name
+    if ablation and not config.ablation:
+        from cep_core.evaluation.ablation import check_ablation
+
+        check_ablation(config, ns.config)
+        config.ablation = True
     paths = create_run_dir(config.name)
     # The resolved config: every relative path made absolute, so the job reads it from anywhere.
     paths.run_toml.write_text(to_toml(config), encoding="utf-8")
@@ -83,10 +92,10 @@ def run_config(ns: argparse.Namespace) -> int:
                 f"started evaluation job {job.id} in {paths.root} (cep jobs show {job.id})"
             )
         return 0
-    return _foreground(paths.root, ns.json)
+    return _foreground(paths.root, ns.json, ablation=config.ablation)
 
 
-def _foreground(run_dir: Any, as_json: bool) -> int:
+def _foreground(run_dir: Any, as_json: bool, ablation: bool = False) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from cep_core.evaluation.job import run_evaluation
@@ -103,10 +112,12 @@ def _foreground(run_dir: Any, as_json: bool) -> int:
         transient=False,
     ) as bar:
         task = bar.add_task("loading", total=None, rate="")
+        started: dict[str, Any] = {}
 
         def hook(event: dict[str, Any]) -> None:
             kind = event.get("event")
             if kind == "start":
+                started.update(event)
                 bar.update(task, description="generating", total=event["total_steps"])
             elif kind == "step":
                 rate = event.get("examples_per_s")
@@ -114,12 +125,15 @@ def _foreground(run_dir: Any, as_json: bool) -> int:
                     task, completed=event["step"], rate=f"{rate:.2f} ex/s" if isinstance(rate, float) else ""
                 )
             elif kind == "eval":
-                bar.update(task, description="scored")
+                variant = (event.get("metrics") or {}).get("variant")
+                bar.update(task, description=f"scored {variant}" if variant else "scored")
 
         code, results = run_evaluation(run_dir, hook=hook)
     if results is None:
         err.print(f"[red]evaluation did not complete (exit {code}); see {run_dir}/progress.jsonl")
         return code
+    if ablation:
+        return _print_ablation(started.get("ablation"), as_json) or code
     if as_json:
         print_json(results)
         return code
@@ -145,6 +159,42 @@ def _eval_dir(results: dict[str, Any]) -> str:
         return get_evaluation(results["eval_id"]).eval_dir
     except InputError:
         return "?"
+
+
+# ---------------------------------------------------------------- ablation
+
+
+def ablation(rest: list[str]) -> int:
+    if rest and rest[0] == "show":
+        p = argparse.ArgumentParser(prog="cep eval ablation show", description="An ablation's table.")
+        p.add_argument("id", nargs="?", help="ablation id, unique prefix or name (default: the newest)")
+        p.add_argument("--json", action="store_true", help="the ablation as JSON on stdout")
+        ns = p.parse_args(rest[1:])
+        return _print_ablation(ns.id, ns.json, newest_if_none=True)
+    p = _run_parser()
+    p.prog = "cep eval ablation CONFIG.toml"
+    p.description = (
+        "Evaluate a trained model three ways on the same examples: its base without the CEP, its base with "
+        "the CEP at inference, and its LoRA adapter with the CEP; print the gains and both baselines."
+    )
+    p.add_argument("config", metavar="CONFIG.toml", help="an eval config naming a training run (run = …)")
+    ns = p.parse_args(rest)
+    return run_config(ns, ablation=True)
+
+
+def _print_ablation(ref: str | None, as_json: bool, newest_if_none: bool = False) -> int:
+    from cep_core.evaluation.ablation import get_ablation
+    from cep_core.report import ablation_table
+
+    if ref is None and not newest_if_none:
+        stderr_console().print("[red]the ablation did not record its id; see cep eval ablation show")
+        return 1
+    found = get_ablation(ref)
+    if as_json:
+        print_json(found.to_dict())
+    else:
+        stdout_console().print(ablation_table(found))
+    return 0 if found.complete else 1
 
 
 # ---------------------------------------------------------------- compare

@@ -9,6 +9,7 @@
     cep = "compact"                # a CEP variant or file, or "none"; default: the run's CEP, else none
     tool_format = "target"         # the call format the model is asked for and scored in
     strict = false                 # score any output with a format error as unparseable
+    ablation = false               # true: base / base+CEP / LoRA+CEP side by side (cep eval ablation)
 
     [[sets]]                       # one or more eval sets (see cep_core.evaluation.sets)
     source = "bfcl:simple_python,multiple,irrelevance"
@@ -87,6 +88,9 @@ class EvalConfig:
     cep: str = ""  # "" = the run's CEP when there is a run, else none
     tool_format: str = "target"
     strict: bool = False
+    ablation: bool = (
+        False  # true: evaluate base / base+CEP / LoRA+CEP on the same examples (cep eval ablation)
+    )
     sets: list[SetSpec] = field(default_factory=list)
     hf: HfSettings = field(default_factory=HfSettings)
     openai: OpenAISettings = field(default_factory=OpenAISettings)
@@ -175,6 +179,10 @@ def _check(config: EvalConfig, path: str | Path | None) -> None:
             raise bad("openai.concurrency", "concurrency, timeout_s and max_tokens must be positive")
     elif not config.predictions.path:
         raise bad("predictions.path", "the predictions backend needs the predictions file")
+    if config.ablation:
+        from cep_core.evaluation.ablation import check_ablation
+
+        check_ablation(config, path)
 
 
 def to_toml(config: EvalConfig) -> str:

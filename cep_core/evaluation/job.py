@@ -27,8 +27,8 @@ from cep_core.evaluation.backends import Backend, Generation, Request
 from cep_core.evaluation.config import EvalConfig, load_eval_config
 from cep_core.evaluation.sets import DEFAULT_HOLDOUT, LoadedSet, load_sets
 from cep_core.prefix import NO_CEP, Cep, apply_cep, get_cep
-from cep_core.runs import ProgressWriter, RunPaths, list_runs, log_output_to, new_run_id
-from cep_core.state import resolve_home, runs_dir
+from cep_core.runs import ProgressWriter, RunPaths, log_output_to, new_run_id
+from cep_core.state import resolve_home
 
 EXIT_COMPLETED = 0
 EXIT_ERROR = 1
@@ -53,52 +53,34 @@ class Plan:
     holdout: tuple[float, int]
     eval_id: str
     eval_dir: Path
+    ablation: str | None = None  # set on each variant of an ablation
+    variant: str | None = None
 
     @property
     def cep_variant(self) -> str:
         return self.cep.name if self.cep else NO_CEP
 
 
-def find_run(ref: str, home: str | Path | None = None) -> RunPaths:
-    """A training run by path, id, or unique id prefix."""
-    path = Path(ref).expanduser()
-    if path.is_dir() and (path / "run.toml").is_file():
-        return RunPaths(path.resolve())
-    candidate = runs_dir(home) / ref
-    if candidate.is_dir():
-        return RunPaths(candidate.resolve())
-    matches = [p for p in list_runs(home) if p.name.startswith(ref)]
-    if len(matches) == 1:
-        return RunPaths(matches[0].resolve())
-    if matches:
-        raise InputError(f"run {ref!r} is ambiguous: {', '.join(p.name for p in matches[:5])}", field="run")
-    raise InputError(f"no training run {ref!r} under {runs_dir(home)}", field="run")
-
-
 def make_plan(config: EvalConfig, paths: RunPaths, home: str | Path | None = None) -> Plan:
-    training = find_run(config.run, home) if config.run else None
     model, adapter, tiny_base = config.model, config.adapter or None, None
     cep_name = config.cep
     holdout = DEFAULT_HOLDOUT
-    if training is not None:
-        from cep_core.training.config import load_config
+    training = None
+    if config.run:
+        from cep_core.training.trained import load_trained
 
-        train_config = load_config(training.run_toml)
-        model = model or train_config.model
-        cep_name = cep_name or train_config.data.cep
-        holdout = (train_config.data.holdout_fraction, train_config.data.seed)
+        trained = load_trained(config.run, home)
+        training = trained.run
+        model = model or trained.model
+        cep_name = cep_name or trained.cep
+        holdout = (trained.config.data.holdout_fraction, trained.config.data.seed)
         tiny_base = training.tiny_base
         if config.use_adapter and not adapter:
-            if not (training.adapter / "adapter_config.json").is_file():
-                from cep_core.runs import run_status
-
-                raise InputError(
-                    f"run {training.root.name} has no adapter yet (it is {run_status(training.root)}); "
-                    "evaluate it when it has completed, or set use_adapter = false for its base model",
-                    path=training.adapter,
-                    field="run",
+            adapter = str(
+                trained.require_adapter(
+                    "evaluate it when it has completed, or set use_adapter = false for its base model"
                 )
-            adapter = str(training.adapter)
+            )
     cep = None if (cep_name or NO_CEP) == NO_CEP else get_cep(cep_name)
     eval_id = new_run_id(config.name)
     eval_dir = (training or paths).evals / eval_id
@@ -181,7 +163,10 @@ def run_evaluation(
     should_stop: Callable[[], bool] | None = None,
 ) -> tuple[int, dict[str, Any] | None]:
     """Run the evaluation of RUN_DIR to its end: (exit code, results or None). Never raises for job errors;
-    they end as an `error` event, a failed cep.db row and a non-zero code."""
+    they end as an `error` event, a failed cep.db row and a non-zero code.
+
+    An ablation (`ablation = true`) runs its variants one after another in this one job, on the same examples;
+    the results returned are the last variant's, and every variant has its own results and cep.db row."""
     from cep_core.training.failures import classify, describe
 
     paths = RunPaths(Path(run_dir).resolve())
@@ -191,64 +176,56 @@ def run_evaluation(
     recorded = False
     try:
         config = load_eval_config(paths.run_toml)
-        plan = make_plan(config, paths, home)
-        sets = load_sets(config.sets, plan.holdout, config.tool_format)
+        plans = make_plans(config, paths, home)
+        first = plans[0]
+        sets = load_sets(config.sets, first.holdout, config.tool_format)
         examples = [ex for loaded in sets for ex in loaded.examples]
         if not examples:
             raise InputError(
                 "the eval sets hold no examples (check the sources, split and sample)", field="sets"
             )
-        requests = [Request(ex.id, apply_cep(ex.messages, plan.cep)) for ex in examples]
-        created = time.time()
-        store.record_start(
-            store.EvalRecord(
-                id=plan.eval_id,
-                run_dir=str(paths.root),
-                eval_dir=str(plan.eval_dir),
-                created=created,
-                backend=config.backend,
-                state="running",
-                training_run=str(plan.training.root) if plan.training else None,
-                name=config.name,
-                model=plan.model or None,
-                adapter=plan.adapter,
-                cep_variant=plan.cep_variant,
-                cep_sha256=plan.cep.sha256 if plan.cep else None,
-                data_spec=[s.describe() for s in sets],
-            ),
-            home,
-        )
-        recorded = True
-        reporter.total = len(requests)
+        reporter.total = len(examples) * len(plans)
         reporter.emit(
             "start",
-            total_steps=len(requests),
+            total_steps=reporter.total,
             world_size=1,
-            model=plan.model,
-            cep_variant=plan.cep_variant,
-            cep_sha256=plan.cep.sha256 if plan.cep else None,
+            model=first.model,
+            cep_variant=first.cep_variant if len(plans) == 1 else plans[-1].cep_variant,
+            cep_sha256=(plans[-1].cep.sha256 if plans[-1].cep else None),
             resumed_from=None,
-            eval_id=plan.eval_id,
-            eval_dir=str(plan.eval_dir),
+            eval_id=first.eval_id,
+            eval_dir=str(first.eval_dir),
             backend=config.backend,
-            adapter=plan.adapter,
+            adapter=plans[-1].adapter,
+            **(
+                {"ablation": first.ablation, "variants": [p.variant for p in plans]} if first.ablation else {}
+            ),
         )
-        backend = make_backend(plan)
-        reporter.started = time.monotonic()
-        generations = backend.generate(requests, reporter.advance, should_stop)
-        plan.eval_dir.mkdir(parents=True, exist_ok=True)
-        _write_jsonl(plan.eval_dir / store.PREDICTIONS, (g.to_dict() for g in generations))
-        if len(generations) < len(requests):
-            reporter.emit("end", status="stopped", step=len(generations))
-            store.record_end(plan.eval_id, "stopped", home)
-            return EXIT_STOPPED, None
-        results = score_and_write(plan, sets, examples, generations, backend, created)
-        metrics = {**store.headline_figures(results), "eval_id": plan.eval_id}
-        reporter.emit("eval", step=len(requests), metrics=metrics)
-        if plan.training is not None:
-            ProgressWriter(plan.training.progress).emit("eval", step=None, metrics=metrics)
-        store.record_end(plan.eval_id, "completed", home, results)
-        reporter.emit("end", status="completed", step=len(requests))
+        results: dict[str, Any] | None = None
+        for plan in plans:
+            recorded = False
+            requests = [Request(ex.id, apply_cep(ex.messages, plan.cep)) for ex in examples]
+            created = time.time()
+            store.record_start(_record(plan, paths, sets, created), home)
+            recorded = True
+            backend = make_backend(plan)
+            generations = backend.generate(requests, reporter.advance, should_stop)
+            plan.eval_dir.mkdir(parents=True, exist_ok=True)
+            _write_jsonl(plan.eval_dir / store.PREDICTIONS, (g.to_dict() for g in generations))
+            if len(generations) < len(requests):
+                reporter.emit("end", status="stopped", step=reporter.done)
+                store.record_end(plan.eval_id, "stopped", home)
+                return EXIT_STOPPED, None
+            results = score_and_write(plan, sets, examples, generations, backend, created)
+            del backend  # the next variant loads its own model
+            metrics = {**store.headline_figures(results), "eval_id": plan.eval_id}
+            if plan.variant:
+                metrics.update({"ablation": plan.ablation, "variant": plan.variant})
+            reporter.emit("eval", step=reporter.done, metrics=metrics)
+            if plan.training is not None:
+                ProgressWriter(plan.training.progress).emit("eval", step=None, metrics=metrics)
+            store.record_end(plan.eval_id, "completed", home, results)
+        reporter.emit("end", status="completed", step=reporter.done)
         return EXIT_COMPLETED, results
     except BaseException as exc:  # every failure ends with an error event the console can show
         if isinstance(exc, KeyboardInterrupt | SystemExit):
@@ -267,6 +244,44 @@ def run_evaluation(
             traceback.print_exc()
         print(f"evaluation failed ({kind}): {message}", file=sys.stderr, flush=True)
         return (EXIT_CONFIG if isinstance(exc, InputError) else EXIT_ERROR), None
+
+
+def make_plans(config: EvalConfig, paths: RunPaths, home: str | Path | None = None) -> list[Plan]:
+    """One plan, or one per variant of an ablation (all planned before any model loads, so a bad run or
+    adapter fails before the first variant spends time)."""
+    if not config.ablation:
+        return [make_plan(config, paths, home)]
+    from cep_core.evaluation.ablation import VARIANTS, variant_config
+
+    reference = make_plan(config, paths, home)  # resolves the run's CEP and checks its adapter exists
+    cep = config.cep or (reference.cep.name if reference.cep else NO_CEP)
+    ablation_id = new_run_id(config.name)
+    plans = []
+    for variant in VARIANTS:
+        plan = make_plan(variant_config(config, variant, cep), paths, home)
+        plan.ablation, plan.variant = ablation_id, variant.name
+        plans.append(plan)
+    return plans
+
+
+def _record(plan: Plan, paths: RunPaths, sets: list[LoadedSet], created: float) -> store.EvalRecord:
+    return store.EvalRecord(
+        id=plan.eval_id,
+        run_dir=str(paths.root),
+        eval_dir=str(plan.eval_dir),
+        created=created,
+        backend=plan.config.backend,
+        state="running",
+        training_run=str(plan.training.root) if plan.training else None,
+        name=plan.config.name,
+        model=plan.model or None,
+        adapter=plan.adapter,
+        cep_variant=plan.cep_variant,
+        cep_sha256=plan.cep.sha256 if plan.cep else None,
+        data_spec=[s.describe() for s in sets],
+        ablation=plan.ablation,
+        variant=plan.variant,
+    )
 
 
 def score_and_write(

@@ -48,6 +48,8 @@ class EvalRecord:
     toolcall_n: int | None = None
     toolcall_f1: float | None = None
     toolcall_format_compliance: float | None = None
+    ablation: str | None = None  # the ablation this evaluation is a variant of (cep_core.evaluation.ablation)
+    variant: str | None = None
 
     @property
     def headline(self) -> dict[str, float | None]:
