@@ -87,6 +87,47 @@ class HfBackend:
         return [outputs[i] for i in range(len(requests)) if i in outputs]
 
 
+def complete_one(
+    backend: HfBackend,
+    messages: list[dict[str, Any]],
+    *,
+    max_new_tokens: int | None = None,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+) -> tuple[str, int, int, bool]:
+    """One chat completion for `cep serve`: (text, prompt tokens, completion tokens, ended by the model).
+
+    Greedy at temperature 0 — the same rendering, tokenisation and decoding as `generate`, so a served model
+    answers what the evaluation measured."""
+    import torch
+
+    text = backend.render(messages)
+    ids = backend.tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"].to(
+        backend.device
+    )
+    sampling: dict[str, Any] = {"do_sample": False}
+    if temperature > 0:
+        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p}
+    limit = max_new_tokens or backend.max_new_tokens
+    with torch.inference_mode():
+        generated = backend.model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=limit,
+            pad_token_id=backend.tokenizer.pad_token_id,
+            **sampling,
+        )
+    new_tokens = generated[0, ids.shape[1] :]
+    eos = backend.model.generation_config.eos_token_id
+    eos_ids = set(eos if isinstance(eos, list) else [eos]) | {backend.tokenizer.eos_token_id}
+    ended = len(new_tokens) < limit or (len(new_tokens) > 0 and int(new_tokens[-1]) in eos_ids)
+    output = backend.tokenizer.decode(new_tokens, skip_special_tokens=True)
+    completion_tokens = sum(
+        1 for t in new_tokens.tolist() if t not in eos_ids and t != backend.tokenizer.pad_token_id
+    )
+    return output, int(ids.shape[1]), completion_tokens, ended
+
+
 def _load(
     model: str, adapter: str | None, tiny_base: str | Path | None, device: str, dtype: str
 ) -> tuple[Any, Any, str, str]:
