@@ -93,9 +93,10 @@ def _timed_train(trainer) -> float:
 
 
 def run_ours(config, model, tokenizer, features, out: Path) -> float:
-    from transformers import Trainer, TrainingArguments
+    from transformers import TrainingArguments
 
     from cep_core.training.dataset import make_collator, use_packing
+    from cep_core.training.loss import trainer_class
     from cep_core.training.model import apply_lora
 
     packing = use_packing(config.train.packing, model)
@@ -105,7 +106,7 @@ def run_ours(config, model, tokenizer, features, out: Path) -> float:
         remove_unused_columns=False,
         train_sampling_strategy="random" if packing else "group_by_length",
     )
-    trainer = Trainer(
+    trainer = trainer_class()(
         model=model,
         args=args,
         train_dataset=features,
