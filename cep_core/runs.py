@@ -53,6 +53,43 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     # Written by job control, not the job: a supervisor's decision about this run (relaunch, wait, give up).
     "job": ("action", "reason", "job_id", "attempt"),
 }
+# What each known field must hold, whatever event it is in. A reader drops a value that does not (a string
+# where a count belongs; NaN or an infinity, which JSON readers make of `NaN` or `1e400`) and names the field
+# in the event's `_invalid` list: code after the reader sees a missing value, never a wrong type. null is
+# always allowed (unknown).
+_COUNT, _POSITIVE, _NUMBER, _TEXT, _OBJECT, _LIST = "count", "positive", "number", "text", "object", "list"
+FIELD_TYPES: dict[str, str] = {
+    "ts": _NUMBER,
+    "checks": _LIST,
+    "rows": _COUNT,
+    "train_rows": _COUNT,
+    "holdout_rows": _COUNT,
+    "skipped": _OBJECT,
+    "total_steps": _POSITIVE,
+    "world_size": _POSITIVE,
+    "model": _TEXT,
+    "cep_variant": _TEXT,
+    "cep_sha256": _TEXT,
+    "resumed_from": _COUNT,
+    "step": _COUNT,
+    "epoch": _NUMBER,
+    "loss": _NUMBER,
+    "learning_rate": _NUMBER,
+    "grad_norm": _NUMBER,
+    "tokens": _COUNT,
+    "tokens_per_s": _NUMBER,
+    "eta_s": _NUMBER,
+    "metrics": _OBJECT,
+    "path": _TEXT,
+    "status": _TEXT,
+    "kind": _TEXT,
+    "message": _TEXT,
+    "action": _TEXT,
+    "reason": _TEXT,
+    "job_id": _TEXT,
+    "attempt": _POSITIVE,
+}
+INVALID_KEY = "_invalid"
 END_STATUSES = ("completed", "stopped")
 ERROR_KINDS = ("oom", "gpu_lost", "nvml", "data", "model_access", "config", "unknown")
 
@@ -164,8 +201,43 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _holds(kind: str, value: Any) -> bool:
+    if kind == _TEXT:
+        return isinstance(value, str)
+    if kind == _OBJECT:
+        return isinstance(value, dict)
+    if kind == _LIST:
+        return isinstance(value, list)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if kind == _NUMBER:
+        return math.isfinite(value)
+    return isinstance(value, int) and value >= (1 if kind == _POSITIVE else 0)
+
+
+def checked_event(obj: dict[str, Any]) -> dict[str, Any]:
+    """An event with every known field of the right type: a bad value is dropped and named in `_invalid`;
+    non-finite numbers nested in objects (eval metrics) become null."""
+    invalid = []
+    for key, value in list(obj.items()):
+        kind = FIELD_TYPES.get(key)
+        if value is None or kind is None:
+            obj[key] = _finite(value)
+            continue
+        if not _holds(kind, value):
+            del obj[key]
+            invalid.append(key)
+        elif kind in (_OBJECT, _LIST):
+            obj[key] = _finite(value)
+    if invalid:
+        obj[INVALID_KEY] = invalid
+    return obj
+
+
 def iter_progress(path_or_run_dir: str | Path) -> Iterator[dict[str, Any]]:
-    """Events of a progress file (or of a run directory), skipping lines that are not JSON objects with an event."""
+    """Events of a progress file (or of a run directory), skipping lines that are not JSON objects with an
+    event; known fields are type-checked (`checked_event`), so a hand-edited or corrupt line cannot put a
+    string where a count belongs or an infinity where a loss belongs."""
     path = Path(path_or_run_dir)
     if path.is_dir():
         path = path / PROGRESS
@@ -180,7 +252,7 @@ def iter_progress(path_or_run_dir: str | Path) -> Iterator[dict[str, Any]]:
             except (UnicodeDecodeError, ValueError, RecursionError):
                 continue
             if isinstance(obj, dict) and isinstance(obj.get("event"), str):
-                yield obj
+                yield checked_event(obj)
 
 
 def read_progress(path_or_run_dir: str | Path) -> list[dict[str, Any]]:

@@ -1,0 +1,84 @@
+"""The console never dies on what it reads: hostile progress lines in a run's files, a cep.db that is not
+SQLite, and the demo home's quit flow (hardening, issue #14). Real jobs, real files, the real App under Pilot."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import HEALTHY, make_options, start_step_run, wait_for, wait_job
+from screen_text import screen_text
+
+from cep_console.app import CepConsole
+
+pytestmark = pytest.mark.anyio
+
+# A progress line each; every one crashed the console (exit 1) or put a wrong type on screen before the reader
+# checked types. 1e400 is what a JSON reader makes an infinity of.
+HOSTILE_STEP_LINES = {
+    "loss-inf": '{"ts": 1, "event": "step", "step": 2, "loss": 1e400}',
+    "loss-nan": '{"ts": 1, "event": "step", "step": 2, "loss": NaN}',
+    "loss-text": '{"ts": 1, "event": "step", "step": 2, "loss": "low"}',
+    "total-text": '{"ts": 1, "event": "step", "step": 2, "total_steps": "80", "loss": 0.5}',
+    "total-zero": '{"ts": 1, "event": "step", "step": 2, "total_steps": 0}',
+    "step-text": '{"ts": 1, "event": "step", "step": "2", "total_steps": 3}',
+    "step-negative": '{"ts": 1, "event": "step", "step": -5, "total_steps": 3}',
+    "step-float": '{"ts": 1, "event": "checkpoint", "step": 2.5, "path": 7}',
+    "eta-inf": '{"ts": 1, "event": "step", "step": 2, "eta_s": -1e400, "tokens_per_s": 1e400}',
+    "start-total-text": '{"ts": 1, "event": "start", "total_steps": "eighty", "world_size": "x"}',
+    "end-step-bool": '{"ts": 1, "event": "end", "status": 3, "step": true}',
+    "ts-text": '{"ts": "yesterday", "event": "step", "step": 2}',
+}
+
+
+@pytest.fixture
+def hostile_home(home: Path) -> Path:
+    """One finished real run per hostile line, the line appended to its progress.jsonl."""
+    for name, line in HOSTILE_STEP_LINES.items():
+        job = start_step_run(home, name, steps=3, delay=0.01)
+        wait_job(home, job.id)
+        with (Path(job.run_dir) / "progress.jsonl").open("a") as handle:
+            handle.write(line + "\n")
+    return home
+
+
+async def test_hostile_progress_lines_never_crash_the_runs_screen(hostile_home):
+    app = CepConsole(make_options(hostile_home, replay=HEALTHY))
+    async with app.run_test(size=(140, 44)) as pilot:
+        await pilot.press("2")
+        await wait_for(
+            pilot,
+            lambda: app.runs_state is not None and len(app.runs_state.rows) == len(HOSTILE_STEP_LINES),
+            what="every run",
+        )
+        for _ in HOSTILE_STEP_LINES:  # select each run in turn: its progress bar and loss curve are drawn
+            await pilot.press("down")
+            await pilot.pause(0.15)
+        assert app.is_running and app.return_code is None
+        for row in app.runs_state.rows:
+            assert row.step is None or (isinstance(row.step, int) and row.step >= 0)
+            assert row.total_steps is None or (isinstance(row.total_steps, int) and row.total_steps > 0)
+            assert row.loss is None or row.loss == row.loss and abs(row.loss) != float("inf")
+        text = screen_text(app)
+        assert "loss-inf" in text and "total-text" in text
+        assert not re.search(r"(?<![-\w])(inf|nan)\b", text, re.IGNORECASE)  # (run names hold "-inf")
+
+
+def test_the_job_list_json_stays_valid_on_hostile_lines(hostile_home):
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "cep_core.cli", "--home", str(hostile_home), "jobs", "list", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    jobs = json.loads(out.stdout)  # strict: no Infinity, no NaN
+    assert len(jobs) == len(HOSTILE_STEP_LINES)
+    by_name = {j["name"]: j for j in jobs}
+    assert by_name["loss-inf"]["loss"] == pytest.approx(1 / 3)  # the bad value dropped, the last good one kept
+    assert by_name["total-text"]["total_steps"] == 3
