@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cep_core.jsonish import finite
 from cep_core.state import runs_dir
 
 RUN_TOML = "run.toml"
@@ -179,7 +180,7 @@ class ProgressWriter:
         if event == "error" and fields.get("kind") not in ERROR_KINDS:
             fields["kind"] = "unknown"
         record = {"ts": round(time.time(), 3), "event": event, **fields}
-        line = json.dumps(_finite(record), ensure_ascii=False, default=str, allow_nan=False) + "\n"
+        line = json.dumps(finite(record), ensure_ascii=False, default=str, allow_nan=False) + "\n"
         # One write call on an O_APPEND descriptor: a reader never sees half of a line from us unless we die
         # mid-write, and a reader skips such a line.
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -188,17 +189,6 @@ class ProgressWriter:
         finally:
             os.close(fd)
         return record
-
-
-def _finite(value: Any) -> Any:
-    """NaN and infinities become null: strict JSON, readable by any reader."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _holds(kind: str, value: Any) -> bool:
@@ -222,13 +212,13 @@ def checked_event(obj: dict[str, Any]) -> dict[str, Any]:
     for key, value in list(obj.items()):
         kind = FIELD_TYPES.get(key)
         if value is None or kind is None:
-            obj[key] = _finite(value)
+            obj[key] = finite(value)
             continue
         if not _holds(kind, value):
             del obj[key]
             invalid.append(key)
         elif kind in (_OBJECT, _LIST):
-            obj[key] = _finite(value)
+            obj[key] = finite(value)
     if invalid:
         obj[INVALID_KEY] = invalid
     return obj
