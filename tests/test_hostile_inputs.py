@@ -142,3 +142,135 @@ def test_a_raw_query_never_raises_anything_but_an_input_error(store, text):
         assert "bad full-text query" in str(exc)
     finally:
         trace_store.close()
+
+
+# ------------------------------------------------------------------------------------------------ item 5
+def _bad_utf8_copy(source: Path, target: Path, line: int) -> Path:
+    """`source` with a Latin-1 byte put into line `line` (1-based): what a file saved by another tool holds."""
+    lines = source.read_bytes().splitlines(keepends=True)
+    lines[line - 1] = lines[line - 1].replace(b'"', b'"caf\xe9 ', 1)
+    target.write_bytes(b"".join(lines))
+    return target
+
+
+def test_score_names_the_predictions_file_and_line_that_is_not_utf8(tmp_path, home):
+    preds = _bad_utf8_copy(SAMPLES / "demo_toolcall_predictions.jsonl", tmp_path / "preds.jsonl", 3)
+    rc, _out, err = cep(
+        "score", "--dataset", str(SAMPLES / "demo_toolcall.jsonl"), "--predictions", str(preds), home=home
+    )
+    assert_clean_error(rc, err, f"{preds}:3", "not UTF-8")
+
+
+def test_score_names_the_dataset_line_that_is_not_utf8(tmp_path, home):
+    data = _bad_utf8_copy(SAMPLES / "demo_toolcall.jsonl", tmp_path / "set.jsonl", 2)
+    rc, _out, err = cep(
+        "score",
+        "--dataset",
+        str(data),
+        "--predictions",
+        str(SAMPLES / "demo_toolcall_predictions.jsonl"),
+        home=home,
+    )
+    assert_clean_error(rc, err, f"{data}:2", "not UTF-8")
+
+
+def test_eval_fails_as_data_naming_the_file_and_line_that_is_not_utf8(tmp_path, home):
+    preds = _bad_utf8_copy(SAMPLES / "demo_toolcall_predictions.jsonl", tmp_path / "preds.jsonl", 5)
+    config = tmp_path / "eval.toml"
+    config.write_text(
+        'name = "latin1"\nbackend = "predictions"\nmodel = "m"\n'
+        f'[[sets]]\nsource = "{SAMPLES / "demo_toolcall.jsonl"}"\n[predictions]\npath = "{preds}"\n'
+    )
+    rc, _out, err = cep("eval", str(config), home=home)
+    assert rc == 2 and "Traceback" not in err
+    assert f"evaluation failed (data): {preds}:5: not UTF-8" in err
+    [run] = (home / "runs").iterdir()
+    error = [json.loads(line) for line in (run / "progress.jsonl").read_text().splitlines()][-1]
+    assert error["event"] == "error" and error["kind"] == "data" and f"{preds}:5" in error["message"]
+
+
+def test_a_training_jsonl_line_that_is_not_utf8_is_skipped_and_counted(tmp_path):
+    from cep_core.data.prepare import prepare
+
+    sample = ROOT / "cep_core" / "data" / "samples" / "hermes_sample.jsonl"
+    data = _bad_utf8_copy(sample, tmp_path / "train.jsonl", 4)
+    whole = prepare([str(sample)], cep=None, holdout_fraction=0.0)
+    damaged = prepare([str(data)], cep=None, holdout_fraction=0.0)
+    assert damaged.rows == whole.rows
+    assert damaged.skipped["malformed_json"] == whole.skipped.get("malformed_json", 0) + 1
+
+
+def test_a_training_json_array_that_is_not_utf8_names_its_line(tmp_path):
+    from cep_core.data.sources import iter_rows
+
+    path = tmp_path / "rows.json"
+    path.write_bytes(b'[\n{"a": 1},\n{"b": "caf\xe9"}\n]\n')
+    with pytest.raises(InputError) as caught:
+        list(iter_rows(str(path)))
+    assert caught.value.path == str(path) and caught.value.line == 3
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_the_jsonl_reader_raises_only_input_errors_naming_the_file(tmp_path_factory, data):
+    from cep_core.bfcl import read_jsonl
+
+    path = tmp_path_factory.mktemp("j") / "any.jsonl"
+    path.write_bytes(data)
+    try:
+        read_jsonl(path)
+    except InputError as exc:
+        assert exc.path == str(path) and exc.line is not None
+
+
+# ------------------------------------------------------------------------------------------------ item 8
+IMPORT_BAD_NUMBERS = [
+    ('"cost": "ten"', "cost", "not a string"),
+    ('"cost": -3', "cost", "got -3"),
+    ('"cost": true', "cost", "not true/false"),
+    ('"cost": [1]', "cost", "not a list"),
+    ('"execution_time": 1e400', "execution_time", "got inf"),
+    ('"execution_time": -1e400', "execution_time", "got -inf"),
+    ('"execution_time": NaN', "execution_time", "got nan"),
+    ('"execution_time": "2s"', "execution_time", "not a string"),
+]
+
+
+@pytest.mark.parametrize(("value", "field", "said"), IMPORT_BAD_NUMBERS, ids=[c[0] for c in IMPORT_BAD_NUMBERS])
+def test_import_rejects_a_bad_cost_or_time_with_its_line_and_field(tmp_path, home, value, field, said):
+    good = '{"agent_type": "a", "agent_name": "b", "model_used": "m", "user_query": "q", "cost": 0.5}'
+    bad = '{"agent_type": "a", "agent_name": "b", "model_used": "m", "user_query": "q", ' + value + "}"
+    path = tmp_path / "calls.jsonl"
+    path.write_text(good + "\n" + bad + "\n")
+    rc, _out, err = cep("traces", "import", str(path), home=home)
+    assert_clean_error(rc, err, f"{path}:2 (field {field!r})", said, "nothing was stored")
+    assert not (home / "traces.db").exists() or "0 traces" in cep("traces", "stats", home=home)[1]
+
+
+def test_the_tracer_stores_a_bad_cost_as_null_and_says_so(home):
+    from cep_core.tracer import WorkflowTracer
+
+    tracer = WorkflowTracer(home / "traces.db", strict=True)
+    for cost, elapsed in (("ten", float("inf")), (-1, float("nan")), (0.25, 2)):
+        tracer.capture_call("a", "b", "m", user_query="q", cost=cost, execution_time=elapsed)
+    tracer.close()
+    rc, out, err = cep("traces", "list", "--json", home=home)
+    assert rc == 0, err
+    rows = json.loads(out)["rows"]  # strict JSON: no Infinity
+    assert [(r["cost"], r["execution_time"]) for r in rows] == [(0.25, 2.0), (None, None), (None, None)]
+    rc, out, _ = cep("traces", "show", rows[-1]["id"], "--json", home=home)
+    warnings = json.loads(out)["metadata"]["_capture_warnings"]
+    assert any(w.startswith("cost 'ten'") for w in warnings)
+    assert any(w.startswith("execution_time 'inf'") for w in warnings)
+
+
+# ------------------------------------------------------------------------------------------------ item 9
+@pytest.mark.parametrize("content", ["", "\n\n", "   \n"], ids=["empty", "blank-lines", "spaces"])
+def test_score_on_an_empty_dataset_is_an_error(tmp_path, home, content):
+    data = tmp_path / "empty.jsonl"
+    data.write_text(content)
+    preds = tmp_path / "preds.jsonl"
+    preds.write_text("")
+    rc, out, err = cep("score", "--dataset", str(data), "--predictions", str(preds), "--json", home=home)
+    assert_clean_error(rc, err, str(data), "no toolcall examples")
+    assert out == ""
