@@ -176,15 +176,21 @@ class CepConsole(App):
         worker = get_current_worker()
         feed = RunsFeed(self.options.home, self.options.replay)
         last_tick = 0.0
+        said = ""  # the last problem notified: said once, not every second
         while not worker.is_cancelled and not self._stop.is_set():
             now = time.monotonic()
             supervise = now - last_tick >= self.options.supervise_interval_s
             if supervise:
                 last_tick = now
             try:
-                self.post_message(RunsUpdated(feed.poll(supervise=supervise)))
+                state = feed.poll(supervise=supervise)
+                problem = state.error
+                self.post_message(RunsUpdated(state))
             except Exception as exc:  # noqa: BLE001 — a locked database must not end the feed
-                self.post_message(ActionDone("runs", False, f"could not read the jobs: {exc}"))
+                problem = f"could not read the jobs: {exc}"
+            if problem and problem != said:
+                self.post_message(ActionDone("runs", False, problem))
+            said = problem
             self._sleep("runs", self.options.runs_interval_s)
 
     @work(thread=True, exclusive=True, group="traces", name="trace statistics")

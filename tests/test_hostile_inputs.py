@@ -274,3 +274,27 @@ def test_score_on_an_empty_dataset_is_an_error(tmp_path, home, content):
     rc, out, err = cep("score", "--dataset", str(data), "--predictions", str(preds), "--json", home=home)
     assert_clean_error(rc, err, str(data), "no toolcall examples")
     assert out == ""
+
+
+# ------------------------------------------------------------------------------------------------ item 2
+NEED_CEP_DB = [
+    ("jobs", "list"),
+    ("jobs", "list", "--json"),
+    ("jobs", "show", "j1"),
+    ("jobs", "stop", "j1"),
+    ("jobs", "resume", "j1"),
+    ("eval", "compare"),
+    ("eval", "show", "x"),
+    ("jobs", "start", str(SAMPLES.parent / "training" / "configs" / "demo.toml")),
+]
+
+
+@pytest.mark.parametrize("args", NEED_CEP_DB, ids=[" ".join(a[:3])[:30] for a in NEED_CEP_DB])
+def test_a_cep_db_that_is_not_sqlite_is_named_with_the_fix(home, args):
+    home.mkdir()
+    db = home / "cep.db"
+    db.write_text("not a database\n")
+    rc, out, err = cep(*args, home=home)
+    assert_clean_error(rc, err, f"{db}: not a usable SQLite database", f"mv {db} {db}.broken")
+    assert out == "" and db.read_text() == "not a database\n"  # nothing written over it
+    assert not list((home / "runs").glob("*")), "no run directory made for a job that cannot be registered"

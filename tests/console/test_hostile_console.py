@@ -82,3 +82,42 @@ def test_the_job_list_json_stays_valid_on_hostile_lines(hostile_home):
     by_name = {j["name"]: j for j in jobs}
     assert by_name["loss-inf"]["loss"] == pytest.approx(1 / 3)  # the bad value dropped, the last good one kept
     assert by_name["total-text"]["total_steps"] == 3
+
+
+@pytest.fixture(params=["text", "truncated-sqlite"])
+def broken_db_home(request, home: Path) -> Path:
+    """A home whose cep.db is not a SQLite database: a text file, or a real one cut short (damaged)."""
+    if request.param == "text":
+        (home / "cep.db").write_text("this is not a database\n")
+    else:
+        from cep_core.state import open_state
+
+        db = open_state(home)
+        db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.conn.close()
+        data = (home / "cep.db").read_bytes()
+        (home / "cep.db").write_bytes(data[:100] + b"\0" * 50 + data[150:1200])
+    return home
+
+
+async def test_a_cep_db_that_is_not_sqlite_is_explained_and_every_screen_opens(broken_db_home):
+    from cep_console.messages import ActionDone
+
+    notes: list[str] = []
+    hook = lambda m: notes.append(m.text) if isinstance(m, ActionDone) else None  # noqa: E731
+    db = broken_db_home / "cep.db"
+    app = CepConsole(make_options(broken_db_home, replay=HEALTHY))
+    async with app.run_test(size=(120, 40), message_hook=hook) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: app.runs_state is not None and app.runs_state.error, what="the error")
+        assert str(db) in app.runs_state.error and f"mv {db} {db}.broken" in app.runs_state.error
+        await pilot.pause(0.6)  # several polls: the problem is notified once, not every second
+        assert sum(str(db) in n for n in notes) == 1
+        text = screen_text(app)
+        assert "not a usable SQLite database" in text
+        for key in ("3", "4", "1", "2"):
+            await pilot.press(key)
+            await pilot.pause(0.3)
+        assert app.is_running and app.return_code is None
+        await pilot.press("3")
+        await wait_for(pilot, lambda: "not a usable SQLite database" in screen_text(app), what="Evals says it")
