@@ -115,9 +115,10 @@ def write_demo_config(home: Path) -> Path:
 
     target = home / "demo" / DEMO_CONFIG_NAME
     if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        from cep_core.private import write_private
+
         source = resources.files("cep_core.training").joinpath("configs", DEMO_CONFIG_NAME)
-        target.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+        write_private(target, source.read_text(encoding="utf-8"))
     return target
 
 
@@ -187,6 +188,8 @@ def resolve_options(
 
         opts.retrain_threshold = THRESHOLD  # the demo's traced planner is past it: `t` has something to do
     if opts.demo:
-        home_path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        from cep_core.private import private_dir
+
+        private_dir(home_path)
         opts.demo_config = write_demo_config(home_path)
     return opts

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cep_core.jsonish import finite
+from cep_core.private import open_private, private_dir
 from cep_core.state import runs_dir
 
 RUN_TOML = "run.toml"
@@ -148,12 +149,11 @@ def new_run_id(name: str = "run", now: float | None = None) -> str:
 
 def create_run_dir(name: str, home: str | Path | None = None) -> RunPaths:
     """A fresh run directory under CEP_HOME/runs (mode 0700)."""
-    base = runs_dir(home)
-    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    base = private_dir(runs_dir(home))
     while True:
         path = base / new_run_id(name)
         try:
-            path.mkdir(mode=0o700)
+            private_dir(path, exist_ok=False)
         except FileExistsError:
             continue
         return RunPaths(path)
@@ -172,7 +172,7 @@ class ProgressWriter:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
 
     def emit(self, event: str, **fields: Any) -> dict[str, Any]:
         if event not in EVENT_FIELDS:
@@ -183,7 +183,7 @@ class ProgressWriter:
         line = json.dumps(finite(record), ensure_ascii=False, default=str, allow_nan=False) + "\n"
         # One write call on an O_APPEND descriptor: a reader never sees half of a line from us unless we die
         # mid-write, and a reader skips such a line.
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = open_private(self.path)
         try:
             os.write(fd, line.encode("utf-8"))
         finally:
@@ -293,7 +293,7 @@ def run_status(path_or_run_dir: str | Path) -> str:
 def log_output_to(path: str | Path) -> None:
     """Send everything this process and its native libraries print to `path` (appended across resumes):
     a job's stdout.log. File descriptors 1 and 2 are replaced, so C-level output lands there too."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fd = open_private(path)
     sys.stdout.flush()
     sys.stderr.flush()
     os.dup2(fd, 1)

@@ -13,6 +13,7 @@ import sqlite_utils
 
 from cep_core.db import Migrations, connect
 from cep_core.errors import InputError
+from cep_core.private import private_dir
 
 STATE_MIGRATIONS = Migrations("cep")
 
@@ -33,8 +34,7 @@ def resolve_home(home: str | Path | None = None) -> Path:
 def ensure_home(home: str | Path | None = None) -> Path:
     """Create the home (mode 0700) and its runs/ folder; return its path."""
     path = resolve_home(home)
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    (path / "runs").mkdir(exist_ok=True, mode=0o700)
+    private_dir(path / "runs")
     return path
 
 

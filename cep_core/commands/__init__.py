@@ -25,4 +25,3 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(
         json.dumps(finite(obj), indent=2, ensure_ascii=False, default=str, allow_nan=False) + "\n"
     )
-

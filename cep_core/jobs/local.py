@@ -14,6 +14,7 @@ import psutil
 
 from cep_core.errors import CepError
 from cep_core.jobs.backend import LOG_FILE, Handle, LaunchSpec, Status, read_exit, runner_command
+from cep_core.private import open_private, private_dir
 
 # Start times from psutil are floats rounded by the kernel's clock ticks; a reused pid starts much later.
 _START_TOLERANCE_S = 1.0
@@ -42,9 +43,8 @@ class LocalBackend:
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     def start(self, spec: LaunchSpec) -> Handle:
-        run_dir = Path(spec.run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        log = open(run_dir / LOG_FILE, "ab")  # noqa: SIM115 - handed to the child, closed below
+        run_dir = private_dir(spec.run_dir)
+        log = os.fdopen(open_private(run_dir / LOG_FILE), "ab")  # handed to the child, closed below
         try:
             proc = subprocess.Popen(
                 job_command(spec),

@@ -10,7 +10,6 @@ that vanished without either is a crash. Crashes are what the auto-resume policy
 from __future__ import annotations
 
 import contextlib
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 from cep_core.errors import CepError, InputError
 from cep_core.jobs.backend import Backend, LaunchSpec, Status
 from cep_core.jobs.registry import ACTIVE_STATES, Job, Registry, new_job_id
+from cep_core.private import write_private
 from cep_core.runs import ProgressWriter, create_run_dir, iter_progress
 from cep_core.state import resolve_home
 
@@ -78,7 +78,7 @@ class JobManager:
             raise InputError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
         job_module_command(kind, Path("."))  # validates the kind before anything is created
         paths = create_run_dir(name or config.stem, self.home)
-        shutil.copyfile(config, paths.run_toml)
+        write_private(paths.run_toml, config.read_bytes())
         return self.start_run(paths.root, kind=kind, backend=backend, name=name or config.stem, **spec_fields)
 
     def start_run(

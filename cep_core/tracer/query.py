@@ -187,7 +187,7 @@ def search(
             from cep_core.errors import InputError
 
             raise InputError(
-                f"bad full-text query {text!r}: {exc}. FTS5 syntax: words, \"a phrase\", OR, NOT, "
+                f'bad full-text query {text!r}: {exc}. FTS5 syntax: words, "a phrase", OR, NOT, '
                 "NEAR(a b), prefix*; column filters are user_query:, response:, error:"
             ) from None
         raise
