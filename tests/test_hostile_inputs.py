@@ -298,3 +298,14 @@ def test_a_cep_db_that_is_not_sqlite_is_named_with_the_fix(home, args):
     assert_clean_error(rc, err, f"{db}: not a usable SQLite database", f"mv {db} {db}.broken")
     assert out == "" and db.read_text() == "not a database\n"  # nothing written over it
     assert not list((home / "runs").glob("*")), "no run directory made for a job that cannot be registered"
+
+
+# ------------------------------------------------------------------------------------------------ item 12
+def test_the_tracer_guide_says_what_retrain_does(home):
+    """docs/tracer.md said `traces retrain` only prints the command while the CLI launched a job."""
+    guide = (ROOT / "docs" / "tracer.md").read_text()
+    section = guide[guide.index("### Retraining") : guide.index("### For the console")]
+    assert "does not start the run" not in section
+    assert "launches the training run as a job" in section and "--no-launch" in section
+    rc, out, _ = cep("traces", "retrain", "--help", home=home)
+    assert rc == 0 and "launch the training job" in out and "--no-launch" in out
