@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -309,3 +310,40 @@ def test_the_tracer_guide_says_what_retrain_does(home):
     assert "launches the training run as a job" in section and "--no-launch" in section
     rc, out, _ = cep("traces", "retrain", "--help", home=home)
     assert rc == 0 and "launch the training job" in " ".join(out.split()) and "--no-launch" in out
+
+
+# ------------------------------------------------------------------------------------------------ item 6
+ABSURD_RANK = """name = "absurd"
+model = "builtin:tiny"
+device = "cpu"
+[data]
+sources = ["builtin:sample"]
+max_rows = 20
+[lora]
+r = 1000000000
+[train]
+max_steps = 2
+max_seq_length = 2048
+"""
+
+
+def test_an_absurd_lora_rank_fails_in_pre_flight_and_is_never_relaunched(tmp_path, home):
+    config = tmp_path / "absurd.toml"
+    config.write_text(ABSURD_RANK)
+    rc, out, err = cep("train", "--check", "--json", str(config), home=home)
+    assert rc == 2 and "Traceback" not in err
+    [lora] = [c for c in json.loads(out)["checks"] if c["name"] == "lora"]
+    assert lora["status"] == "fail" and "hidden size 64" in lora["detail"]
+    rc, out, err = cep("jobs", "start", str(config), "--json", home=home)
+    assert rc == 0, err
+    job_id = json.loads(out)["id"]
+    from cep_core.jobs.manager import JobManager
+    from cep_core.jobs.policy import Supervisor
+
+    manager = JobManager(home=home)
+    deadline = time.monotonic() + 120
+    while (job := manager.refresh(manager.registry.get(job_id))).state in ("queued", "running"):
+        assert time.monotonic() < deadline, "the job did not end"
+        time.sleep(0.3)
+    assert job.state == "failed" and job.reason.startswith("config:") and "lora" in job.reason
+    assert Supervisor(manager, health=lambda job: (True, "ok")).tick() == []  # failed: not a crash to resume
