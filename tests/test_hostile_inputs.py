@@ -4,6 +4,7 @@ exit 2) or correct output — never a traceback. Parsers are also fuzzed with hy
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -347,3 +348,101 @@ def test_an_absurd_lora_rank_fails_in_pre_flight_and_is_never_relaunched(tmp_pat
         time.sleep(0.3)
     assert job.state == "failed" and job.reason.startswith("config:") and "lora" in job.reason
     assert Supervisor(manager, health=lambda job: (True, "ok")).tick() == []  # failed: not a crash to resume
+
+
+# ------------------------------------------------------------------------------------------------ item 10
+GPU_DATA = ROOT / "tests" / "data" / "gpu"
+# The fatal Xid 79 as the NVIDIA driver prints it (NVIDIA developer forums, "GPU has fallen off the bus").
+XID_79 = "[ 5107.644336] NVRM: Xid (PCI:0000:2a:00): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus.\n"
+JOURNAL_REMOTE = Path("/lib/systemd/systemd-journal-remote")
+
+
+@pytest.fixture
+def kern_log(tmp_path) -> Path:
+    """Real kernel-log lines (the mixed log of tests/data/gpu, then an Xid 79), as kern.log holds them."""
+    path = tmp_path / "kern.log"
+    path.write_text((GPU_DATA / "mixed-kernel.log").read_text() + XID_79)
+    return path
+
+
+def _xid_events(home: Path, path: str, stdin: bytes | None = None) -> list[dict]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "cep_core.cli", "--home", str(home), "gpu", "xid", "--file", path, "--json"],
+        capture_output=True,
+        input=stdin,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("codec", ["gzip", "xz", "bz2"])
+def test_a_rotated_compressed_kernel_log_is_read_like_the_plain_one(kern_log, home, codec):
+    import bz2
+    import gzip
+    import lzma
+
+    compress = {"gzip": gzip.compress, "xz": lzma.compress, "bz2": bz2.compress}[codec]
+    suffix = {"gzip": "gz", "xz": "xz", "bz2": "bz2"}[codec]
+    rotated = kern_log.with_name(f"kern.log.2.{suffix}")
+    rotated.write_bytes(compress(kern_log.read_bytes()))
+    plain = _xid_events(home, str(kern_log))
+    assert any(e["xid"] == 79 and e["severity"] == "fatal" for e in plain)
+    assert _xid_events(home, str(rotated)) == plain
+    assert _xid_events(home, "-", stdin=rotated.read_bytes()) == plain  # `cat kern.log.2.gz | cep gpu xid --file -`
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "said"),
+    [
+        ("kern.log.3.zst", lambda data: b"\x28\xb5\x2f\xfd" + data, "zstd -d"),
+        ("kern.log.1.gz", lambda data: gzip.compress(data)[:60], "cannot be decompressed"),
+    ],
+    ids=["zstd", "truncated-gzip"],
+)
+def test_a_log_that_cannot_be_read_is_refused_not_reported_clean(kern_log, home, name, make, said):
+    path = kern_log.with_name(name)
+    path.write_bytes(make(kern_log.read_bytes()))
+    rc, out, err = cep("gpu", "xid", "--file", str(path), home=home)
+    assert_clean_error(rc, err, str(path), said)
+    assert out == ""
+
+
+def test_a_journal_file_needs_journalctl_and_says_so(tmp_path):
+    from cep_core.gpu.logfiles import read_log_file
+
+    path = tmp_path / "system@0001.journal~"
+    path.write_bytes(b"LPKSHHRH" + b"\0" * 200)
+    with pytest.raises(InputError) as caught:
+        read_log_file(path, journalctl="no-such-journalctl")
+    assert str(path) in str(caught.value) and f"journalctl --file {path} -k" in str(caught.value)
+
+
+def test_a_rotated_journal_file_is_read_through_journalctl(kern_log, tmp_path, home):
+    """A real journal file, written by systemd-journal-remote from the same kernel lines."""
+    import shutil
+
+    if not JOURNAL_REMOTE.exists() or shutil.which("journalctl") is None:
+        pytest.skip("needs journalctl and systemd-journal-remote (apt-get install systemd-journal-remote)")
+    export = []
+    for i, line in enumerate(kern_log.read_text().splitlines()):
+        message = line.split("] ", 1)[1] if line.startswith("[") else line.strip()
+        export.append(
+            f"__REALTIME_TIMESTAMP={1725018189000000 + i * 1000000}\n__MONOTONIC_TIMESTAMP={5107000000 + i}\n"
+            f"_BOOT_ID=0123456789abcdef0123456789abcdef\n_TRANSPORT=kernel\nPRIORITY=4\nMESSAGE={message}\n\n"
+        )
+    (tmp_path / "kernel.export").write_text("".join(export))
+    journal = tmp_path / "system@0001.journal"
+    subprocess.run(
+        [str(JOURNAL_REMOTE), "-o", str(journal), str(tmp_path / "kernel.export")],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    from_journal = _xid_events(home, str(journal))
+    plain = _xid_events(home, str(kern_log))
+    assert [(e["xid"], e["pci"], e["severity"]) for e in from_journal] == [
+        (e["xid"], e["pci"], e["severity"]) for e in plain
+    ]
+    assert from_journal[-1]["xid"] == 79 and from_journal[-1]["ts"] == pytest.approx(1725018189 + 10)
