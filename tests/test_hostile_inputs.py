@@ -238,7 +238,9 @@ IMPORT_BAD_NUMBERS = [
 ]
 
 
-@pytest.mark.parametrize(("value", "field", "said"), IMPORT_BAD_NUMBERS, ids=[c[0] for c in IMPORT_BAD_NUMBERS])
+@pytest.mark.parametrize(
+    ("value", "field", "said"), IMPORT_BAD_NUMBERS, ids=[c[0] for c in IMPORT_BAD_NUMBERS]
+)
 def test_import_rejects_a_bad_cost_or_time_with_its_line_and_field(tmp_path, home, value, field, said):
     good = '{"agent_type": "a", "agent_name": "b", "model_used": "m", "user_query": "q", "cost": 0.5}'
     bad = '{"agent_type": "a", "agent_name": "b", "model_used": "m", "user_query": "q", ' + value + "}"
@@ -390,7 +392,9 @@ def test_a_rotated_compressed_kernel_log_is_read_like_the_plain_one(kern_log, ho
     plain = _xid_events(home, str(kern_log))
     assert any(e["xid"] == 79 and e["severity"] == "fatal" for e in plain)
     assert _xid_events(home, str(rotated)) == plain
-    assert _xid_events(home, "-", stdin=rotated.read_bytes()) == plain  # `cat kern.log.2.gz | cep gpu xid --file -`
+    assert (
+        _xid_events(home, "-", stdin=rotated.read_bytes()) == plain
+    )  # `cat kern.log.2.gz | cep gpu xid --file -`
 
 
 @pytest.mark.parametrize(
@@ -446,3 +450,74 @@ def test_a_rotated_journal_file_is_read_through_journalctl(kern_log, tmp_path, h
         (e["xid"], e["pci"], e["severity"]) for e in plain
     ]
     assert from_journal[-1]["xid"] == 79 and from_journal[-1]["ts"] == pytest.approx(1725018189 + 10)
+
+
+# ------------------------------------------------------------------------------------------------ item 11
+def test_every_json_command_prints_json_only_on_stdout(tmp_path, home, store):
+    """Each --json command, on a home with traces, an evaluation and jobs: stdout parses as strict JSON (one
+    document, or one per line for `gpu xid`), and every note or warning is on stderr."""
+    replay = str(GPU_DATA / "healthy-8x-h100.json")
+    preds = tmp_path / "three-preds.jsonl"  # most examples without a prediction: `score` warns about them
+    preds.write_text("".join((SAMPLES / "demo_toolcall_predictions.jsonl").read_text().splitlines(True)[:3]))
+    eval_config = tmp_path / "eval.toml"
+    eval_config.write_text(
+        'name = "json-table"\nbackend = "predictions"\nmodel = "m"\n'
+        f'[[sets]]\nsource = "{SAMPLES / "demo_toolcall.jsonl"}"\n[predictions]\npath = "{preds}"\n'
+    )
+    calls = tmp_path / "calls.jsonl"
+    calls.write_text('{"agent_type": "x", "agent_name": "y", "model_used": "m", "user_query": "q"}\n')
+    tiny = tmp_path / "tiny.toml"
+    tiny.write_text(ABSURD_RANK.replace("1000000000", "4"))
+    first_trace = json.loads(cep("traces", "list", "--json", home=home)[1])["rows"][0]["id"]
+    import sqlite3
+
+    with sqlite3.connect(store) as conn:  # an infinity, as the tracer stored one before it checked numbers
+        conn.execute("UPDATE traces SET execution_time = 9e999, cost = 9e999 WHERE id = ?", [first_trace])
+    job_id = json.loads(cep("jobs", "start", str(eval_config), "--kind", "eval", "--json", home=home)[1])[
+        "id"
+    ]
+    commands = [
+        ("jobs", "show", job_id, "--json"),
+        ("eval", str(eval_config), "--detach", "--json"),
+        ("gpu", "status", "--json"),  # this machine's real NVML path: no driver, exit 2, still JSON
+        ("score", "--dataset", str(SAMPLES / "demo_toolcall.jsonl"), "--predictions", str(preds), "--json"),
+        ("eval", str(eval_config), "--json"),
+        ("eval", "compare", "--json"),
+        ("eval", "show", "json-table", "--json"),
+        ("jobs", "start", str(eval_config), "--kind", "eval", "--json"),
+        ("jobs", "list", "--json"),
+        ("prefix", "list", "--json"),
+        ("gpu", "status", "--replay", replay, "--json"),
+        ("gpu", "check", "--replay", replay, "--json"),
+        ("gpu", "xid", "--file", str(GPU_DATA / "mixed-kernel.log"), "--json"),
+        ("train", "--check", str(tiny), "--json"),
+        ("traces", "stats", "--json"),
+        ("traces", "list", "--json"),
+        ("traces", "search", "key", "--json"),
+        ("traces", "show", first_trace, "--json"),
+        ("traces", "export", "--out", str(tmp_path / "export"), "--no-watermark", "--json"),
+        ("traces", "import", str(calls), "--json"),
+        ("traces", "retrain", "travel/planner", "--force", "--no-launch", "--json"),
+        ("traces", "triggers", "--json"),
+    ]
+    wrong = []
+    for args in commands:
+        rc, out, err = cep(*args, home=home, env={"COLUMNS": "80"})
+        try:
+            if args[:2] == ("gpu", "xid"):
+                docs = [json.loads(line, parse_constant=_no_constant) for line in out.splitlines()]
+                assert docs
+            else:
+                json.loads(out, parse_constant=_no_constant)
+        except (ValueError, AssertionError) as exc:
+            wrong.append((" ".join(args[:2]), rc, f"{exc}: {out[-200:]!r} / {err[-200:]!r}"))
+        if rc not in (0, 1) and args[:2] != ("gpu", "status") or "Traceback" in err:
+            wrong.append((" ".join(args[:2]), rc, err[-300:]))
+    assert not wrong, wrong
+    [score] = [c for c in commands if c[0] == "score"]
+    rc, out, err = cep(*score, home=home)
+    assert rc == 0 and "had no prediction" in err and "had no prediction" not in out
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")

@@ -80,7 +80,9 @@ def test_the_job_list_json_stays_valid_on_hostile_lines(hostile_home):
     jobs = json.loads(out.stdout)  # strict: no Infinity, no NaN
     assert len(jobs) == len(HOSTILE_STEP_LINES)
     by_name = {j["name"]: j for j in jobs}
-    assert by_name["loss-inf"]["loss"] == pytest.approx(1 / 3)  # the bad value dropped, the last good one kept
+    assert by_name["loss-inf"]["loss"] == pytest.approx(
+        1 / 3
+    )  # the bad value dropped, the last good one kept
     assert by_name["total-text"]["total_steps"] == 3
 
 
@@ -120,4 +122,6 @@ async def test_a_cep_db_that_is_not_sqlite_is_explained_and_every_screen_opens(b
             await pilot.pause(0.3)
         assert app.is_running and app.return_code is None
         await pilot.press("3")
-        await wait_for(pilot, lambda: "not a usable SQLite database" in screen_text(app), what="Evals says it")
+        await wait_for(
+            pilot, lambda: "not a usable SQLite database" in screen_text(app), what="Evals says it"
+        )
