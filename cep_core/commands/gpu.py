@@ -284,10 +284,9 @@ def cmd_xid(args: argparse.Namespace) -> int:
     if args.file:
         from cep_core.gpu.logfiles import log_text, read_log_file
 
-        if args.file == "-":
-            text = log_text(sys.stdin.buffer.read(), "<stdin>")  # `zcat`-free: gzip on stdin is read too
-        else:
-            text = read_log_file(args.file)  # plain, .gz/.xz/.bz2 rotations, or a journald file
+        # Plain, .gz/.xz/.bz2 rotations (on stdin too), or a journald file.
+        stdin = args.file == "-"
+        text = log_text(sys.stdin.buffer.read(), "<stdin>") if stdin else read_log_file(args.file)
         _print_events(parse_kernel_log(text), args.json)
         return 0
     source = _source(args, default_start=-1)
