@@ -30,6 +30,10 @@ _CLOCK_SLACK_S = 2.0
 
 
 def make_backend(name: str) -> Backend:
+    if name == "foreground":
+        from cep_core.jobs.foreground import ForegroundBackend
+
+        return ForegroundBackend()
     if name == "local":
         from cep_core.jobs.local import LocalBackend
 
@@ -119,6 +123,71 @@ class JobManager:
         where = f"pid {handle.pid}" if handle.pid else f"Slurm job {handle.slurm_id}"
         return self.registry.transition(job.id, state, f"started ({where})")
 
+    # ---------------------------------------------------------------- foreground (cep train)
+
+    def foreground_attempt(self, run_dir: str | Path) -> tuple[int, Job | None]:
+        """The attempt number a foreground run of RUN_DIR gets, and the job it resumes; a run that is still
+        going (in another terminal, detached, or on Slurm) is an error: two trainers on one run directory
+        would write over each other's checkpoints."""
+        previous = self.registry.latest_for_run(Path(run_dir).resolve())
+        if previous is None:
+            return 1, None
+        previous = self.refresh(previous)
+        if previous.state in ACTIVE_STATES:
+            raise CepError(
+                f"run {Path(run_dir).name} is still {previous.state} as job {previous.id} "
+                f"({previous.backend}); stop it first (cep jobs stop {previous.id})"
+            )
+        return previous.attempt + 1, previous
+
+    def register_foreground(
+        self,
+        run_dir: str | Path,
+        pid: int,
+        command: list[str],
+        kind: str = "train",
+        name: str = "",
+        attempt: int = 1,
+        resumes: Job | None = None,
+    ) -> Job:
+        """Record a job whose process `cep train` started and follows (backend foreground), as running."""
+        import psutil
+
+        from cep_core.jobs.backend import Handle
+        from cep_core.jobs.foreground import NAME
+
+        run_dir = Path(run_dir).resolve()
+        spec = LaunchSpec(job_id=new_job_id(), kind=kind, run_dir=run_dir, command=command, name=name)
+        spec.env = {"CEP_HOME": str(resolve_home(self.home).resolve())}
+        if resumes is not None:
+            self.registry.claim_resume(resumes.id, spec.job_id)
+        job = self.registry.create(spec, NAME, attempt=attempt, resumes=resumes.id if resumes else None)
+        try:
+            started = psutil.Process(pid).create_time()
+        except psutil.Error:
+            started = time.time()
+        self.registry.set_handle(job.id, Handle(backend=NAME, pid=pid, start_time=started))
+        return self.registry.transition(
+            job.id, "running", f"started in the foreground by cep train (pid {pid})"
+        )
+
+    def finish_foreground(self, job_id: str, returncode: int) -> Job:
+        """`cep train` saw its job process end: record how (its exit record, then the run's own events)."""
+        from cep_core.jobs.foreground import write_exit_record
+
+        job = self.registry.get(job_id)
+        write_exit_record(job.run_dir, returncode, job.pid or 0)
+        # Also after a poll that saw the process gone before this exit record existed (read as a crash).
+        if job.state in ACTIVE_STATES or (job.state == "crashed" and not job.resumed_by):
+            status = self.backend(job.backend).poll(job.handle, Path(job.run_dir))
+            state, reason, exit_code = classify_end(job, status)
+            job = self.registry.transition(job.id, state, reason, exit_code=exit_code)
+        elif job.exit_code is None:  # ended by a stop that saw the process gone before it was reaped
+            job = self.registry.transition(
+                job.id, job.state, job.reason or job.state, exit_code=returncode, ended=job.ended
+            )
+        return job
+
     # ---------------------------------------------------------------- refresh
 
     def refresh(self, job: Job) -> Job:
@@ -182,7 +251,9 @@ class JobManager:
         spec = job.launch_spec()
         spec.job_id = successor
         record_decision(job, "relaunch", reason, successor)
-        new = self._launch(spec, job.backend, job.attempt + 1, job.id)
+        # A run trained in someone's terminal resumes detached: no terminal is waiting for the new attempt.
+        backend = "local" if job.backend == "foreground" else job.backend
+        new = self._launch(spec, backend, job.attempt + 1, job.id)
         if job.state == "waiting":
             self.registry.transition(job.id, "crashed", f"{reason}: resumed as {successor}")
         return new

@@ -125,3 +125,48 @@ async def test_a_cep_db_that_is_not_sqlite_is_explained_and_every_screen_opens(b
         await wait_for(
             pilot, lambda: "not a usable SQLite database" in screen_text(app), what="Evals says it"
         )
+
+
+async def test_a_run_of_cep_train_is_listed_stopped_and_resumed_from_the_runs_screen(home, tmp_path):
+    """`cep train` in a terminal registers a foreground job: the console lists it, `s` stops it (it
+    checkpoints, cep train reports the stop), `r` resumes it as a detached local attempt."""
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "fg.toml"
+    config.write_text(
+        'name = "fg"\nmodel = "builtin:tiny"\ndevice = "cpu"\n[data]\nsources = ["builtin:sample"]\n'
+        "max_rows = 40\n[lora]\nr = 4\nalpha = 8\n[train]\nmax_steps = 400\nbatch_size = 2\n"
+        "max_seq_length = 2048\nsave_steps = 2\nlogging_steps = 1\n"
+    )
+    train = subprocess.Popen(
+        [sys.executable, "-m", "cep_core.cli", "--home", str(home), "train", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    app = CepConsole(make_options(home, replay=HEALTHY))
+    try:
+        async with app.run_test(size=(140, 44)) as pilot:
+            await pilot.press("2")
+            rows = lambda: {r.name: r for r in app.runs_state.rows} if app.runs_state else {}  # noqa: E731
+            await wait_for(pilot, lambda: (rows().get("fg") and rows()["fg"].step or 0) >= 3, 120, "steps")
+            row = rows()["fg"]
+            assert (row.backend, row.state, row.attempt) == ("foreground", "running", 1)
+            assert "foreground" in screen_text(app)
+            await pilot.press("s")
+            await wait_for(pilot, lambda: rows()["fg"].state == "stopped", 90, "stopped")
+            out, _ = train.communicate(timeout=60)
+            assert train.returncode == 3 and "stopped at step" in out
+            await pilot.press("r")
+            await wait_for(pilot, lambda: any(r.attempt == 2 for r in app.runs_state.rows), 30, "attempt 2")
+            second = next(r for r in app.runs_state.rows if r.attempt == 2)
+            assert second.backend == "local" and second.state == "running"
+            from cep_core.jobs.manager import JobManager
+
+            JobManager(home=home).stop(second.job_id, grace_s=60)
+    finally:
+        if train.poll() is None:
+            train.kill()
