@@ -84,6 +84,7 @@ class CepConsole(App):
         self._stop = threading.Event()
         self._wake = {name: threading.Event() for name in ("gpu", "runs", "traces")}
         self.pending_eval_filter: str | None = None  # set by `e` on the Runs screen
+        self.keep_demo_home: bool | None = None  # the answer of the demo's quit dialog (None: not asked)
         self._first_frame_done = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -283,6 +284,26 @@ class CepConsole(App):
         self.switch_mode(mode)
         self.sub_title = self._subtitle()
 
+    async def action_quit(self) -> None:
+        """Quit; in `--demo` with trained adapters in the temporary home, first ask whether to keep it."""
+        if self.options is not None and self.options.temporary_home and self.keep_demo_home is None:
+            from cep_console.options import demo_home_contents
+
+            contents = demo_home_contents(self.options)
+            if contents is not None and contents.worth_keeping:
+                from cep_console.screens.demo_quit import DemoQuitScreen
+
+                if not isinstance(self.screen, DemoQuitScreen):
+                    self.push_screen(DemoQuitScreen(contents), self._demo_quit_answer)
+                return
+        self.exit()
+
+    def _demo_quit_answer(self, choice: str | None) -> None:
+        if choice is None:
+            return  # cancelled: back to the console
+        self.keep_demo_home = choice == "keep"
+        self.exit()
+
     def action_help(self) -> None:
         from cep_console.screens.help import HelpScreen
 
@@ -382,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     app = CepConsole(None, request=request)
     app.run()
     if app.options is not None:
-        note = discard_temporary_home(app.options)
+        note = discard_temporary_home(app.options, keep=app.keep_demo_home)
         if note:
             print(f"cep-console: {note}", file=sys.stderr)
     return app.return_code or 0

@@ -170,3 +170,113 @@ async def test_a_run_of_cep_train_is_listed_stopped_and_resumed_from_the_runs_sc
     finally:
         if train.poll() is None:
             train.kill()
+
+
+# ---------------------------------------------------------------- item 14: quitting --demo keeps what was trained
+TINY_RUN = (
+    'name = "demo-trained"\nmodel = "builtin:tiny"\ndevice = "cpu"\n[data]\nsources = ["builtin:sample"]\n'
+    "max_rows = 40\n[lora]\nr = 4\nalpha = 8\n[train]\nmax_steps = 2\nbatch_size = 2\nmax_seq_length = 2048\n"
+    "save_steps = 2\n"
+)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    """A run directory with a real trained adapter (cep train of the tiny model, two steps)."""
+    import os
+    import subprocess
+    import sys
+
+    work = tmp_path_factory.mktemp("trained")
+    (work / "run.toml").write_text(TINY_RUN)
+    subprocess.run(
+        [sys.executable, "-m", "cep_core.cli", "--home", str(work / "home"), "train", str(work / "run.toml")],
+        check=True,
+        capture_output=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    [run] = (work / "home" / "runs").iterdir()
+    assert (run / "adapter").is_dir()
+    return run
+
+
+@pytest.fixture
+def demo_app(tmp_path, monkeypatch):
+    """`cep-console --demo` as main() builds it, its temporary home under tmp_path."""
+    import tempfile
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    return CepConsole(None, request={"demo": True})
+
+
+async def _quit_with_a_trained_run(app, pilot, trained_run: Path) -> Path:
+    import shutil
+
+    await wait_for(pilot, lambda: app.options is not None, what="options")
+    await (
+        wait_for(  # the demo's seeded evaluation job has ended (a live job keeps the home whatever is chosen)
+            pilot,
+            lambda: (
+                app.runs_state is not None
+                and app.runs_state.rows
+                and all(r.state not in ("queued", "running") for r in app.runs_state.rows)
+            ),
+            timeout=60,
+            what="the seeded evaluation to end",
+        )
+    )
+    home = app.options.home
+    shutil.copytree(trained_run, home / "runs" / trained_run.name)  # trained in this demo home
+    await pilot.press("q")
+    await wait_for(pilot, lambda: type(app.screen).__name__ == "DemoQuitScreen", what="the quit dialog")
+    text = screen_text(app)
+    assert str(home)[:40] in text.replace("\n", "") or "demo home" in text
+    assert "1 trained adapter(s)" in text and trained_run.name[:20] in text
+    return home
+
+
+@pytest.mark.parametrize(("key", "kept"), [("k", True), ("enter", True), ("d", False)])
+async def test_quitting_the_demo_with_a_trained_adapter_asks_and_does_what_was_chosen(
+    demo_app, trained_run, key, kept
+):
+    from cep_console.options import discard_temporary_home
+
+    async with demo_app.run_test(size=(100, 30)) as pilot:
+        home = await _quit_with_a_trained_run(demo_app, pilot, trained_run)
+        await pilot.press(key)
+        await wait_for(pilot, lambda: not demo_app.is_running, what="the app to exit")
+    assert demo_app.keep_demo_home is kept
+    note = discard_temporary_home(demo_app.options, keep=demo_app.keep_demo_home)
+    assert home.is_dir() is kept
+    if kept:
+        assert f"demo home kept at {home} with 1 trained adapter(s)" in note
+        assert f"cep-console --home {home}" in note
+        assert (home / "runs" / trained_run.name / "adapter").is_dir()
+    else:
+        assert note == f"demo home {home} deleted, with 1 trained adapter(s) ({trained_run.name}) in 2 run(s)"
+
+
+async def test_cancel_goes_back_to_the_console(demo_app, trained_run):
+    async with demo_app.run_test(size=(100, 30)) as pilot:
+        await _quit_with_a_trained_run(demo_app, pilot, trained_run)
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert demo_app.is_running and type(demo_app.screen).__name__ != "DemoQuitScreen"
+        assert demo_app.keep_demo_home is None
+
+
+def test_a_demo_home_with_an_adapter_is_kept_when_nobody_was_asked(tmp_path, monkeypatch, trained_run):
+    """The app ended another way (a signal, a crash): an adapter is never deleted unasked."""
+    import shutil
+    import tempfile
+
+    from cep_console.options import discard_temporary_home, resolve_options
+
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    options = resolve_options(demo=True)
+    shutil.copytree(trained_run, options.home / "runs" / trained_run.name)
+    note = discard_temporary_home(options)
+    assert options.home.is_dir() and note.startswith(f"demo home kept at {options.home} with 1 trained")
