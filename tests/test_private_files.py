@@ -14,27 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from tiny_runs import tiny_config
 
 from cep_core import private
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "cep_core" / "samples"
-TINY = """name = "tiny"
-model = "builtin:tiny"
-device = "cpu"
-[data]
-sources = ["builtin:sample"]
-max_rows = 40
-[lora]
-r = 4
-alpha = 8
-[train]
-max_steps = 2
-batch_size = 2
-max_seq_length = 2048
-save_steps = 2
-save_total_limit = 1
-"""
 
 
 def run_open(args: list[str], home: Path, umask: int = 0o000, **kw) -> subprocess.CompletedProcess:
@@ -106,9 +91,7 @@ def test_every_command_that_writes_a_home_keeps_it_private(tmp_path):
     cep(home, "traces", "import", str(calls))
     cep(home, "traces", "retrain", "travel/planner", "--force", "--no-launch")
     assert list(home.glob("retrain/*/data/train.jsonl"))
-    config = tmp_path / "tiny.toml"
-    config.write_text(TINY)
-    cep(home, "train", str(config))
+    cep(home, "train", str(tiny_config(tmp_path / "tiny.toml")))
     [run] = [r for r in (home / "runs").iterdir() if (r / "adapter").is_dir()]
     assert list((run / "checkpoints").glob("checkpoint-*/*.safetensors"))
     eval_config = tmp_path / "eval.toml"

@@ -7,35 +7,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from tiny_runs import cep_args, start_train, tiny_config
 
 from cep_core.jobs.manager import JobManager
-
-TINY = """name = "{name}"
-model = "builtin:tiny"
-device = "cpu"
-[data]
-sources = ["builtin:sample"]
-max_rows = 40
-[lora]
-r = 4
-alpha = 8
-[train]
-max_steps = {steps}
-batch_size = 2
-max_seq_length = 2048
-save_steps = {save}
-save_total_limit = 2
-logging_steps = 1
-"""
-
-
-def cep_args(home: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "cep_core.cli", "--home", str(home), *args]
 
 
 def run_cep(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -73,8 +51,7 @@ def only_job(home: Path):
 
 def test_a_run_trained_in_the_foreground_is_a_job(tmp_path):
     home = tmp_path / "home"
-    config = tmp_path / "fg.toml"
-    config.write_text(TINY.format(name="fg", steps=2, save=2))
+    config = tiny_config(tmp_path / "fg.toml", name="fg")
     proc = run_cep(home, "train", str(config), "--json")
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
@@ -90,15 +67,7 @@ def test_a_run_trained_in_the_foreground_is_a_job(tmp_path):
 
 def test_a_foreground_run_stops_from_elsewhere_and_resumes_detached(tmp_path):
     home = tmp_path / "home"
-    config = tmp_path / "long.toml"
-    config.write_text(TINY.format(name="long", steps=400, save=2))
-    train = subprocess.Popen(
-        cep_args(home, "train", str(config)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
+    train = start_train(home, tiny_config(tmp_path / "long.toml", name="long", steps=400, save=2))
     try:
         job = wait_until(lambda: only_job(home), what="the job row")
         assert job.backend == "foreground" and job.state == "running" and job.pid != train.pid
@@ -138,15 +107,7 @@ def test_ctrl_c_in_the_terminal_ends_the_job_as_stopped(tmp_path, signal_name):
     import signal
 
     home = tmp_path / "home"
-    config = tmp_path / "long.toml"
-    config.write_text(TINY.format(name="long", steps=400, save=50))
-    train = subprocess.Popen(
-        cep_args(home, "train", str(config)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
+    train = start_train(home, tiny_config(tmp_path / "long.toml", name="long", steps=400, save=50))
     try:
         job = wait_until(lambda: only_job(home), what="the job row")
         run_dir = Path(job.run_dir)

@@ -10,11 +10,10 @@ detached local attempt (nobody's terminal is waiting for it).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cep_core.errors import CepError
@@ -34,21 +33,10 @@ class ForegroundBackend(LocalBackend):
             "a foreground job is started by `cep train`; start a detached one with `cep jobs start`"
         )
 
-    def stop(self, handle: Handle, grace_s: float = 30.0) -> None:
-        """SIGTERM to the job process (it checkpoints and ends as stopped), SIGKILL after `grace_s`."""
-        if self._process(handle) is None:
-            return
-        try:
-            os.kill(handle.pid, signal.SIGTERM)
-        except (ProcessLookupError, PermissionError):
-            return
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline:
-            if self._process(handle) is None:
-                return
-            time.sleep(0.1)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(handle.pid, signal.SIGKILL)
+    def _signaller(self, pid: int) -> Callable[[int], None]:
+        """The job process alone: its group is the terminal's, with `cep train` in it, which must live on to
+        report how the job ended."""
+        return lambda sig: os.kill(pid, sig)
 
 
 def write_exit_record(run_dir: str | Path, returncode: int, pid: int) -> None:

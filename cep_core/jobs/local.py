@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
@@ -98,13 +99,13 @@ class LocalBackend:
         return Status(alive=False, exit_code=code, signal=sig, reason=reason)
 
     def stop(self, handle: Handle, grace_s: float = 30.0) -> None:
-        """SIGTERM to the job's process group (the training loop checkpoints), SIGKILL after `grace_s`."""
+        """SIGTERM to the job (the training loop checkpoints), SIGKILL after `grace_s`."""
         proc = self._process(handle)
         if proc is None:
             return
         try:
-            pgid = os.getpgid(proc.pid)
-            os.killpg(pgid, signal.SIGTERM)
+            send = self._signaller(proc.pid)
+            send(signal.SIGTERM)
         except (ProcessLookupError, PermissionError):
             return
         deadline = time.monotonic() + grace_s
@@ -113,7 +114,12 @@ class LocalBackend:
                 return
             time.sleep(0.1)
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
+            send(signal.SIGKILL)
+
+    def _signaller(self, pid: int) -> Callable[[int], None]:
+        """How a stop reaches the job: its whole process group (the runner and the job command in it)."""
+        pgid = os.getpgid(pid)
+        return lambda sig: os.killpg(pgid, sig)
 
 
 def _signal_name(sig: int) -> str:

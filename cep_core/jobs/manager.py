@@ -252,7 +252,9 @@ class JobManager:
         spec.job_id = successor
         record_decision(job, "relaunch", reason, successor)
         # A run trained in someone's terminal resumes detached: no terminal is waiting for the new attempt.
-        backend = "local" if job.backend == "foreground" else job.backend
+        from cep_core.jobs import foreground
+
+        backend = foreground.RESUME_BACKEND if job.backend == foreground.NAME else job.backend
         new = self._launch(spec, backend, job.attempt + 1, job.id)
         if job.state == "waiting":
             self.registry.transition(job.id, "crashed", f"{reason}: resumed as {successor}")
