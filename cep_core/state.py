@@ -69,6 +69,10 @@ def open_state(home: str | Path | None = None) -> sqlite_utils.Database:
             db.conn.close()
         if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
             raise
+        if "unable to open" in str(exc) or "readonly" in str(exc):
+            raise StateDbError(
+                f"cannot open it ({exc}): check its permissions and its folder's", path=path
+            ) from None
         raise StateDbError(
             f"not a usable SQLite database ({exc}). It holds the job registry, evaluations and GPU events; "
             f"runs under {path.parent / 'runs'} are files and are kept. Fix: move it aside "
