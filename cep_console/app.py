@@ -8,6 +8,7 @@ of importing Textual itself.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 from collections.abc import Iterable
@@ -83,6 +84,7 @@ class CepConsole(App):
         self._stop = threading.Event()
         self._wake = {name: threading.Event() for name in ("gpu", "runs", "traces")}
         self.pending_eval_filter: str | None = None  # set by `e` on the Runs screen
+        self.keep_demo_home: bool | None = None  # the answer of the demo's quit dialog (None: not asked)
         self._first_frame_done = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -176,15 +178,21 @@ class CepConsole(App):
         worker = get_current_worker()
         feed = RunsFeed(self.options.home, self.options.replay)
         last_tick = 0.0
+        said = ""  # the last problem notified: said once, not every second
         while not worker.is_cancelled and not self._stop.is_set():
             now = time.monotonic()
             supervise = now - last_tick >= self.options.supervise_interval_s
             if supervise:
                 last_tick = now
             try:
-                self.post_message(RunsUpdated(feed.poll(supervise=supervise)))
+                state = feed.poll(supervise=supervise)
+                problem = state.error
+                self.post_message(RunsUpdated(state))
             except Exception as exc:  # noqa: BLE001 — a locked database must not end the feed
-                self.post_message(ActionDone("runs", False, f"could not read the jobs: {exc}"))
+                problem = f"could not read the jobs: {exc}"
+            if problem and problem != said:
+                self.post_message(ActionDone("runs", False, problem))
+            said = problem
             self._sleep("runs", self.options.runs_interval_s)
 
     @work(thread=True, exclusive=True, group="traces", name="trace statistics")
@@ -276,6 +284,26 @@ class CepConsole(App):
         self.switch_mode(mode)
         self.sub_title = self._subtitle()
 
+    async def action_quit(self) -> None:
+        """Quit; in `--demo` with trained adapters in the temporary home, first ask whether to keep it."""
+        if self.options is not None and self.options.temporary_home and self.keep_demo_home is None:
+            from cep_console.options import demo_home_contents
+
+            contents = demo_home_contents(self.options)
+            if contents is not None and contents.worth_keeping:
+                from cep_console.screens.demo_quit import DemoQuitScreen
+
+                if not isinstance(self.screen, DemoQuitScreen):
+                    self.push_screen(DemoQuitScreen(contents), self._demo_quit_answer)
+                return
+        self.exit()
+
+    def _demo_quit_answer(self, choice: str | None) -> None:
+        if choice is None:
+            return  # cancelled: back to the console
+        self.keep_demo_home = choice == "keep"
+        self.exit()
+
     def action_help(self) -> None:
         from cep_console.screens.help import HelpScreen
 
@@ -358,6 +386,7 @@ def main(argv: list[str] | None = None) -> int:
     from cep_console.options import OptionError, discard_temporary_home, precheck
 
     args = build_parser().parse_args(argv)
+    os.umask(0o077)  # what the console writes under the home is private (cep_core.private, not imported yet)
     try:
         precheck(replay=args.replay, keys=args.keys, threshold=args.threshold)
     except OptionError as exc:
@@ -374,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     app = CepConsole(None, request=request)
     app.run()
     if app.options is not None:
-        note = discard_temporary_home(app.options)
+        note = discard_temporary_home(app.options, keep=app.keep_demo_home)
         if note:
             print(f"cep-console: {note}", file=sys.stderr)
     return app.return_code or 0

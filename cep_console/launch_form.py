@@ -110,12 +110,12 @@ def write_config(request: LaunchRequest, home: Path) -> Path:
     from cep_core.training.config import config_from_dict, to_toml
 
     config = config_from_dict(request.to_raw(), path=FORM)
-    folder = home / "launch"
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    from cep_core.private import private_dir, write_private
+
+    folder = private_dir(home / "launch")
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", config.name).strip("-.") or "run"
     path = folder / f"{slug}-{time.strftime('%Y%m%d-%H%M%S')}.toml"
-    path.write_text(to_toml(config), encoding="utf-8")
-    return path
+    return write_private(path, to_toml(config))
 
 
 @dataclass(slots=True)

@@ -115,16 +115,47 @@ def write_demo_config(home: Path) -> Path:
 
     target = home / "demo" / DEMO_CONFIG_NAME
     if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        from cep_core.private import write_private
+
         source = resources.files("cep_core.training").joinpath("configs", DEMO_CONFIG_NAME)
-        target.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+        write_private(target, source.read_text(encoding="utf-8"))
     return target
 
 
-def discard_temporary_home(options: ConsoleOptions) -> str | None:
-    """At exit: remove a `--demo` session's temporary home, unless a run in it is still live (its job writes
-    there). Returns what to tell the user, or None when there was nothing to do."""
+@dataclass(slots=True)
+class DemoHomeContents:
+    """What a `--demo` session's home holds that the user made: what quitting would delete."""
+
+    home: Path
+    adapters: list[Path]  # trained LoRA adapters (runs/*/adapter)
+    runs: int  # run directories (the seeded evaluation's included)
+
+    @property
+    def worth_keeping(self) -> bool:
+        return bool(self.adapters)
+
+    def describe(self) -> str:
+        names = ", ".join(a.parent.name for a in self.adapters[:3]) + (" …" if len(self.adapters) > 3 else "")
+        return f"{len(self.adapters)} trained adapter(s) ({names}) in {self.runs} run(s)"
+
+
+def demo_home_contents(options: ConsoleOptions) -> DemoHomeContents | None:
+    """The temporary home's trained adapters (a glob: cheap enough for the quit key); None for a real home."""
     if not options.temporary_home or not options.home.is_dir():
+        return None
+    runs = options.home / "runs"
+    folders = sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []
+    return DemoHomeContents(
+        options.home, [p / "adapter" for p in folders if (p / "adapter").is_dir()], len(folders)
+    )
+
+
+def discard_temporary_home(options: ConsoleOptions, keep: bool | None = None) -> str | None:
+    """At exit: remove a `--demo` session's temporary home, unless a run in it is still live (its job writes
+    there) or the user kept it. `keep=None` (no answer: the app was ended otherwise) keeps a home that holds a
+    trained adapter. Returns what to tell the user — where the home is, or what was deleted with it."""
+    contents = demo_home_contents(options)
+    if contents is None:
         return None
     import shutil
 
@@ -137,7 +168,15 @@ def discard_temporary_home(options: ConsoleOptions) -> str | None:
         return f"demo home kept at {options.home} (could not read its jobs: {exc})"
     if live:
         return f"demo home kept at {options.home}: run {', '.join(live)} is still going (CEP_HOME={options.home} cep jobs list)"
+    if keep or (keep is None and contents.worth_keeping):
+        what = f" with {contents.describe()}" if contents.adapters else ""
+        return (
+            f"demo home kept at {options.home}{what}: open it with cep-console --home {options.home}; "
+            f"delete it with rm -r {options.home}"
+        )
     shutil.rmtree(options.home, ignore_errors=True)
+    if contents.adapters:
+        return f"demo home {options.home} deleted, with {contents.describe()}"
     return None
 
 
@@ -187,6 +226,8 @@ def resolve_options(
 
         opts.retrain_threshold = THRESHOLD  # the demo's traced planner is past it: `t` has something to do
     if opts.demo:
-        home_path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        from cep_core.private import private_dir
+
+        private_dir(home_path)
         opts.demo_config = write_demo_config(home_path)
     return opts

@@ -89,6 +89,7 @@ class RunsState:
     rows: list[RunRow]
     changes: list[tuple[RunRow, str]]  # (row, previous state) for jobs that moved to a state worth a notice
     decisions: list[Any]  # the supervisor's decisions of this tick
+    error: str = ""  # why the jobs cannot be read (cep.db is not a database …); rows are then empty
 
 
 def loss_curve(run_dir: str | Path, limit: int = 400) -> list[float]:
@@ -104,14 +105,22 @@ class RunsFeed:
     """Refreshes jobs (and runs the auto-resume supervisor) for the console; remembers states between polls."""
 
     def __init__(self, home: Path, replay: Path | None = None):
-        from cep_core.jobs.manager import JobManager
-
         self.home = home
         self.replay = replay
-        self.manager = JobManager(home=home)
+        self._manager: Any = None
         self._states: dict[str, str] | None = None
         self._supervisor: Any = None
         self._progress = ProgressCache()
+
+    @property
+    def manager(self) -> Any:
+        """Opened on first use, and again after a failure: a cep.db fixed (moved aside) while the console runs
+        is picked up on the next poll."""
+        if self._manager is None:
+            from cep_core.jobs.manager import JobManager
+
+            self._manager = JobManager(home=self.home)
+        return self._manager
 
     def supervisor(self) -> Any:
         if self._supervisor is None:
@@ -123,7 +132,17 @@ class RunsFeed:
         return self._supervisor
 
     def poll(self, supervise: bool = False) -> RunsState:
-        """Refresh active jobs (or run one supervisor tick), then read every job's progress."""
+        """Refresh active jobs (or run one supervisor tick), then read every job's progress. A cep.db that
+        cannot be opened is a state with its error (the message names the file and the fix), not a raise."""
+        from cep_core.state import StateDbError
+
+        try:
+            return self._poll(supervise)
+        except StateDbError as exc:
+            self._manager = self._supervisor = None
+            return RunsState(rows=[], changes=[], decisions=[], error=str(exc))
+
+    def _poll(self, supervise: bool) -> RunsState:
         decisions = self.supervisor().tick() if supervise else []
         if not supervise:
             self.manager.refresh_all()

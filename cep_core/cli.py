@@ -45,6 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from cep_core.private import restrict_umask
+
+    restrict_umask()  # everything a command writes under a home is its owner's only (docs: permissions)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.home:

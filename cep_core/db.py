@@ -16,6 +16,8 @@ from pathlib import Path
 
 import sqlite_utils
 
+from cep_core.private import open_private
+
 BUSY_TIMEOUT_MS = 10_000
 MigrationFn = Callable[[sqlite_utils.Database], None]
 
@@ -32,10 +34,8 @@ def connect(path: str | Path, *, readonly: bool = False) -> sqlite_utils.Databas
             isolation_level=None,
         )
     else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists():
-            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
+        if not path.exists():  # SQLite gives the -wal and -shm files the database file's mode
+            os.close(open_private(path, os.O_WRONLY | os.O_CREAT))
         conn = sqlite3.connect(
             path, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False, isolation_level=None
         )

@@ -23,6 +23,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from cep_core.private import write_private
+
 PLANNER = ("travel", "planner", "gpt-4o")
 SEARCH = ("support", "search", "gpt-4o-mini")
 PLANNER_CALLS = 40
@@ -103,19 +105,18 @@ def evaluation_config(home: Path) -> Path:
     samples = resources.files("cep_core").joinpath("samples")
     tracks = ("toolcall", "structured")
     predictions = home / "demo" / "sample-predictions.jsonl"
-    predictions.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    predictions.write_text(
+    write_private(
+        predictions,
         "".join(samples.joinpath(f"demo_{t}_predictions.jsonl").read_text(encoding="utf-8") for t in tracks),
-        encoding="utf-8",
     )
     sets = "".join(
         f"[[sets]]\nsource = {json.dumps(str(samples.joinpath(f'demo_{t}.jsonl')))}\n" for t in tracks
     )
     config = home / "demo" / "eval-sample-outputs.toml"
-    config.write_text(
+    write_private(
+        config,
         'name = "sample-outputs"\nbackend = "predictions"\nmodel = "cep-demo-samples"\ncep = "compact"\n'
         f"{sets}[predictions]\npath = {json.dumps(str(predictions))}\n",
-        encoding="utf-8",
     )
     return config
 

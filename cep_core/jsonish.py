@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 import warnings
 from typing import Any
@@ -111,3 +112,15 @@ def strip_fences(text: str) -> tuple[str, bool]:
         return text, False
     stripped = _FENCE_END.sub("", _FENCE_START.sub("", _FENCE_LINE.sub("", text)))
     return stripped, stripped != text
+
+
+def finite(value: Any) -> Any:
+    """`value` with every non-finite float (NaN, infinities) nested in it made null: strict JSON for any reader
+    (`Infinity` and `NaN`, which Python's json writes by default, are not JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from cep_core.errors import InputError
+from cep_core.jsonish import finite
+from cep_core.private import open_private, private_dir
 from cep_core.state import runs_dir
 
 RUN_TOML = "run.toml"
@@ -54,6 +56,43 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     # Written by job control, not the job: a supervisor's decision about this run (relaunch, wait, give up).
     "job": ("action", "reason", "job_id", "attempt"),
 }
+# What each known field must hold, whatever event it is in. A reader drops a value that does not (a string
+# where a count belongs; NaN or an infinity, which JSON readers make of `NaN` or `1e400`) and names the field
+# in the event's `_invalid` list: code after the reader sees a missing value, never a wrong type. null is
+# always allowed (unknown).
+_COUNT, _POSITIVE, _NUMBER, _TEXT, _OBJECT, _LIST = "count", "positive", "number", "text", "object", "list"
+FIELD_TYPES: dict[str, str] = {
+    "ts": _NUMBER,
+    "checks": _LIST,
+    "rows": _COUNT,
+    "train_rows": _COUNT,
+    "holdout_rows": _COUNT,
+    "skipped": _OBJECT,
+    "total_steps": _POSITIVE,
+    "world_size": _POSITIVE,
+    "model": _TEXT,
+    "cep_variant": _TEXT,
+    "cep_sha256": _TEXT,
+    "resumed_from": _COUNT,
+    "step": _COUNT,
+    "epoch": _NUMBER,
+    "loss": _NUMBER,
+    "learning_rate": _NUMBER,
+    "grad_norm": _NUMBER,
+    "tokens": _COUNT,
+    "tokens_per_s": _NUMBER,
+    "eta_s": _NUMBER,
+    "metrics": _OBJECT,
+    "path": _TEXT,
+    "status": _TEXT,
+    "kind": _TEXT,
+    "message": _TEXT,
+    "action": _TEXT,
+    "reason": _TEXT,
+    "job_id": _TEXT,
+    "attempt": _POSITIVE,
+}
+INVALID_KEY = "_invalid"
 END_STATUSES = ("completed", "stopped")
 ERROR_KINDS = ("oom", "gpu_lost", "nvml", "data", "model_access", "config", "unknown")
 
@@ -111,12 +150,11 @@ def new_run_id(name: str = "run", now: float | None = None) -> str:
 
 def create_run_dir(name: str, home: str | Path | None = None) -> RunPaths:
     """A fresh run directory under CEP_HOME/runs (mode 0700)."""
-    base = runs_dir(home)
-    base.mkdir(parents=True, exist_ok=True, mode=0o700)
+    base = private_dir(runs_dir(home))
     while True:
         path = base / new_run_id(name)
         try:
-            path.mkdir(mode=0o700)
+            private_dir(path, exist_ok=False)
         except FileExistsError:
             continue
         return RunPaths(path)
@@ -151,7 +189,7 @@ class ProgressWriter:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
 
     def emit(self, event: str, **fields: Any) -> dict[str, Any]:
         if event not in EVENT_FIELDS:
@@ -159,10 +197,10 @@ class ProgressWriter:
         if event == "error" and fields.get("kind") not in ERROR_KINDS:
             fields["kind"] = "unknown"
         record = {"ts": round(time.time(), 3), "event": event, **fields}
-        line = json.dumps(_finite(record), ensure_ascii=False, default=str, allow_nan=False) + "\n"
+        line = json.dumps(finite(record), ensure_ascii=False, default=str, allow_nan=False) + "\n"
         # One write call on an O_APPEND descriptor: a reader never sees half of a line from us unless we die
         # mid-write, and a reader skips such a line.
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        fd = open_private(self.path)
         try:
             os.write(fd, line.encode("utf-8"))
         finally:
@@ -170,19 +208,43 @@ class ProgressWriter:
         return record
 
 
-def _finite(value: Any) -> Any:
-    """NaN and infinities become null: strict JSON, readable by any reader."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
+def _holds(kind: str, value: Any) -> bool:
+    if kind == _TEXT:
+        return isinstance(value, str)
+    if kind == _OBJECT:
+        return isinstance(value, dict)
+    if kind == _LIST:
+        return isinstance(value, list)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if kind == _NUMBER:
+        return math.isfinite(value)
+    return isinstance(value, int) and value >= (1 if kind == _POSITIVE else 0)
+
+
+def checked_event(obj: dict[str, Any]) -> dict[str, Any]:
+    """An event with every known field of the right type: a bad value is dropped and named in `_invalid`;
+    non-finite numbers nested in objects (eval metrics) become null."""
+    invalid = []
+    for key, value in list(obj.items()):
+        kind = FIELD_TYPES.get(key)
+        if value is None or kind is None:
+            obj[key] = finite(value)
+            continue
+        if not _holds(kind, value):
+            del obj[key]
+            invalid.append(key)
+        elif kind in (_OBJECT, _LIST):
+            obj[key] = finite(value)
+    if invalid:
+        obj[INVALID_KEY] = invalid
+    return obj
 
 
 def iter_progress(path_or_run_dir: str | Path) -> Iterator[dict[str, Any]]:
-    """Events of a progress file (or of a run directory), skipping lines that are not JSON objects with an event."""
+    """Events of a progress file (or of a run directory), skipping lines that are not JSON objects with an
+    event; known fields are type-checked (`checked_event`), so a hand-edited or corrupt line cannot put a
+    string where a count belongs or an infinity where a loss belongs."""
     path = Path(path_or_run_dir)
     if path.is_dir():
         path = path / PROGRESS
@@ -197,7 +259,7 @@ def iter_progress(path_or_run_dir: str | Path) -> Iterator[dict[str, Any]]:
             except (UnicodeDecodeError, ValueError, RecursionError):
                 continue
             if isinstance(obj, dict) and isinstance(obj.get("event"), str):
-                yield obj
+                yield checked_event(obj)
 
 
 def read_progress(path_or_run_dir: str | Path) -> list[dict[str, Any]]:
@@ -248,7 +310,7 @@ def run_status(path_or_run_dir: str | Path) -> str:
 def log_output_to(path: str | Path) -> None:
     """Send everything this process and its native libraries print to `path` (appended across resumes):
     a job's stdout.log. File descriptors 1 and 2 are replaced, so C-level output lands there too."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fd = open_private(path)
     sys.stdout.flush()
     sys.stderr.flush()
     os.dup2(fd, 1)

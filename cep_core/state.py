@@ -6,11 +6,14 @@ Each area adds its tables here as a numbered migration, so one schema history co
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 
 import sqlite_utils
 
 from cep_core.db import Migrations, connect
+from cep_core.errors import InputError
+from cep_core.private import private_dir
 
 STATE_MIGRATIONS = Migrations("cep")
 
@@ -31,17 +34,8 @@ def resolve_home(home: str | Path | None = None) -> Path:
 def ensure_home(home: str | Path | None = None) -> Path:
     """Create the home (mode 0700) and its runs/ folder; return its path."""
     path = resolve_home(home)
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    (path / "runs").mkdir(exist_ok=True, mode=0o700)
+    private_dir(path / "runs")
     return path
-
-
-def private_tree(folder: Path) -> None:
-    """Make a folder written under a home private: directories 0700, files 0600 (whatever the umask was)."""
-    for path in folder.rglob("*"):
-        if not path.is_symlink():
-            path.chmod(0o700 if path.is_dir() else 0o600)
-    folder.chmod(0o700)
 
 
 def runs_dir(home: str | Path | None = None) -> Path:
@@ -59,11 +53,32 @@ def traces_db_path(home: str | Path | None = None) -> Path:
     return resolve_home(home) / "traces.db"
 
 
+class StateDbError(InputError):
+    """cep.db exists but is not a SQLite database (or is damaged): the message names the file and the fix."""
+
+
 def open_state(home: str | Path | None = None) -> sqlite_utils.Database:
     """Open `cep.db` under the home, creating and migrating it as needed."""
-    path = ensure_home(home)
-    db = connect(path / "cep.db")
-    STATE_MIGRATIONS.apply(db)
+    path = ensure_home(home) / "cep.db"
+    db = None
+    try:
+        db = connect(path)
+        STATE_MIGRATIONS.apply(db)
+    except sqlite3.DatabaseError as exc:  # "file is not a database", "database disk image is malformed"
+        if db is not None:
+            db.conn.close()
+        if isinstance(exc, sqlite3.OperationalError) and ("locked" in str(exc) or "busy" in str(exc)):
+            raise
+        if "unable to open" in str(exc) or "readonly" in str(exc):
+            raise StateDbError(
+                f"cannot open it ({exc}): check its permissions and its folder's", path=path
+            ) from None
+        raise StateDbError(
+            f"not a usable SQLite database ({exc}). It holds the job registry, evaluations and GPU events; "
+            f"runs under {path.parent / 'runs'} are files and are kept. Fix: move it aside "
+            f"(mv {path} {path}.broken) and the next command creates a new one",
+            path=path,
+        ) from None
     return db
 
 

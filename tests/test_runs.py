@@ -78,3 +78,44 @@ def test_reader_never_raises_on_any_bytes(tmp_path_factory, data):
         assert isinstance(event, dict) and isinstance(event["event"], str)
     runs.run_status(path)
     runs.latest_step(path)
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**20), max_value=10**20)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(sorted(runs.EVENT_FIELDS)),
+    st.dictionaries(st.sampled_from(sorted(runs.FIELD_TYPES)), _JSON_VALUES, max_size=8),
+)
+def test_every_known_field_read_back_has_its_type_or_is_dropped_and_named(tmp_path_factory, event, fields):
+    """A hand-edited or corrupt line (a string count, an infinite loss) never reaches a reader as written."""
+    from cep_core.jobs.progress import run_progress
+
+    path = tmp_path_factory.mktemp("p") / "progress.jsonl"
+    path.write_text(json.dumps({"event": event, **fields}, allow_nan=True) + "\n")
+    [read] = runs.read_progress(path)
+    for key, kind in runs.FIELD_TYPES.items():
+        if read.get(key) is None:
+            continue
+        assert runs._holds(kind, read[key]), (key, read[key])
+    assert set(read.get("_invalid", [])) <= set(fields)
+    assert json.loads(json.dumps(read, allow_nan=False)) == read  # strict JSON all through (nested too)
+    prog = run_progress(path.parent)
+    assert prog["step"] is None or isinstance(prog["step"], int)
+    assert prog["total_steps"] is None or (isinstance(prog["total_steps"], int) and prog["total_steps"] > 0)
+
+
+def test_a_bad_value_is_dropped_and_named_and_the_good_ones_kept(tmp_path):
+    path = tmp_path / "progress.jsonl"
+    path.write_text('{"ts": 5, "event": "step", "step": 7, "loss": 1e400, "total_steps": "80", "x": NaN}\n')
+    [event] = runs.read_progress(path)
+    assert event == {"ts": 5, "event": "step", "step": 7, "x": None, "_invalid": ["loss", "total_steps"]}

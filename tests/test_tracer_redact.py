@@ -55,6 +55,49 @@ OPENSSH_KEY = (
     "QyNTUxOQAAACDlY0ZV2ZhYXBiY2RlZmdoaWprbG1ub3BxcnN0dXZ3eHl6AAAAA\n-----END OPENSSH PRIVATE KEY-----"
 )
 
+# Kinds added after adversarial testing (issue #14): Slack, standalone JWTs, secret-named keys, more providers.
+SLACK_BOT = "xoxb-" + "123456789012-1234567890123-" + "AbCdEfGhIjKlMnOpQrStUvWx"
+SLACK_USER = "xoxp-" + "123456789012-123456789012-123456789012-" + "0123456789abcdef0123456789abcdef"
+SLACK_WEBHOOK = "https://hooks.slack.com/services/" + "T00000000/B00000000/" + "XXXXXXXXXXXXXXXXXXXXXXXX"
+STRIPE = "sk_" + "live_" + "4eC39HqLyjWDarjtT1zdp7dc"
+SENDGRID = "SG." + "ngeVfQFYQlKU0ufo8x5d1A" + "." + "TwL2iGABf9DHoTf-09kqeF8tAmbihYzrnopKc-1s5cr"
+GITLAB = "glpat-" + "xYz12AbC3dEfGhIjKlMn"
+NPM = "npm_" + "AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
+PYPI = (
+    "pypi-" + "AgEIcHlwaS5vcmc" + "CJDk5MWU4NWM1LTQ3ZjMtNGYzZS1hOTQ2LWE3YzRmYzNmNmU2MAACKlszLCJkYjg0MzA4OS1h"
+)
+GOOGLE = "AIza" + "SyD-9tSrke72PouQMnMX-a7eZSW0jkFMBWY"
+TWILIO = "SK" + "0123456789abcdef0123456789abcdef"
+SQUARE = "sq0csp-" + "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefg"
+AZURE = "k7Xq2" + "A" * 78 + "3d4=="
+URL_PASSWORD = "Pr0d-Db-P4ss"
+PASSWORD = "hunter2-" + "Xq9"
+JSON_PASSWORD = "c0rrect-" + "horse"
+SECRET_VALUE = "s3cr3t-" + "value-77"
+API_KEY_VALUE = "a1b2c3d4" + "e5f6"
+TOKEN_VALUE = "tok-" + "9f8e7d6c"
+
+NEW_SECRETS = [
+    SLACK_BOT,
+    SLACK_USER,
+    SLACK_WEBHOOK,
+    STRIPE,
+    SENDGRID,
+    GITLAB,
+    NPM,
+    PYPI,
+    GOOGLE,
+    TWILIO,
+    SQUARE,
+    AZURE,
+    URL_PASSWORD,
+    PASSWORD,
+    JSON_PASSWORD,
+    SECRET_VALUE,
+    API_KEY_VALUE,
+    TOKEN_VALUE,
+]
+
 SECRETS = [
     OPENAI_PROJECT,
     OPENAI_LEGACY,
@@ -90,6 +133,33 @@ CASES = [
     ("bearer_token", f"use the bearer {JWT} for the next call", JWT),
     ("private_key", f"Here is my key:\n{PRIVATE_KEY}\nplease deploy", PRIVATE_KEY),
     ("private_key", f"id_ed25519:\n{OPENSSH_KEY}", OPENSSH_KEY),
+    ("slack_token", f"SLACK_BOT_TOKEN={SLACK_BOT} ./bot", SLACK_BOT),
+    ("slack_token", f"use {SLACK_USER} for the user scope", SLACK_USER),
+    ("slack_token", f"post to {SLACK_WEBHOOK} when done", SLACK_WEBHOOK),
+    ("jwt", f"the session is {JWT} until noon", JWT),
+    ("jwt", f'{{"id_token_hint": "{JWT}"}}', JWT),
+    ("stripe_key", f"stripe.api_key = '{STRIPE}'", STRIPE),
+    ("sendgrid_key", f"SENDGRID={SENDGRID}", SENDGRID),
+    ("gitlab_token", f"git clone https://oauth2:{GITLAB}@gitlab.com/a/b", GITLAB),
+    ("npm_token", f"//registry.npmjs.org/:_authToken={NPM}", NPM),
+    ("pypi_token", f"twine upload -p {PYPI} dist/*", PYPI),
+    ("google_api_key", f"maps?key={GOOGLE}&q=Oslo", GOOGLE),
+    ("twilio_key", f"Twilio API key {TWILIO} created", TWILIO),
+    ("square_token", f"square secret {SQUARE}", SQUARE),
+    ("azure_storage_key", f"DefaultEndpointsProtocol=https;AccountName=x;AccountKey={AZURE};Endpoint", AZURE),
+    ("url_password", f"DATABASE_URL=postgres://app:{URL_PASSWORD}@db:5432/app", URL_PASSWORD),
+    ("password", f"login --user bob --password={PASSWORD} now", PASSWORD),
+    ("password", f"DB_PASSWORD={PASSWORD}", PASSWORD),
+    ("password", f'{{"username": "bob", "password": "{JSON_PASSWORD}"}}', JSON_PASSWORD),
+    ("password", f"{{'password': '{JSON_PASSWORD}'}}", JSON_PASSWORD),
+    ("password", f'{{\\"password\\": \\"{JSON_PASSWORD}\\"}}', JSON_PASSWORD),
+    ("password", f"db:\n  password: {PASSWORD}\n", PASSWORD),
+    ("secret", f"CLIENT_SECRET={SECRET_VALUE}", SECRET_VALUE),
+    ("secret", f'{{"client_secret": "{SECRET_VALUE}"}}', SECRET_VALUE),
+    ("api_key", f"X-Api-Key: {API_KEY_VALUE}", API_KEY_VALUE),
+    ("api_key", f'{{"api_key": "{API_KEY_VALUE}"}}', API_KEY_VALUE),
+    ("token", f"GET /v1/items?access_token={TOKEN_VALUE}&page=2", TOKEN_VALUE),
+    ("token", f'{{"token": "{TOKEN_VALUE}"}}', TOKEN_VALUE),
 ]
 
 
@@ -115,6 +185,50 @@ def test_ordinary_text_is_left_alone():
         "AKIA is a prefix; hf_ is a prefix; Authorization is required. -----BEGIN PUBLIC KEY-----"
     )
     assert Redactor().text(text) == (text, 0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Enter your password: it must be long",
+        "the password is required; reset your password at https://example.com/reset",
+        '{"max_tokens": 256, "total_tokens": 1024, "tokens": 5, "token_count": 3}',
+        "secret = null, password: none, token: true",
+        "the api key is in the vault; a secret recipe; keyboard shortcuts",
+        "Look at https://docs.python.org/3/library/re.html and mailto:bob@example.com",
+        "The ACME SKU list: ACDC and SKY",
+        "eyJ alone is not a token; nor is header.payload",
+    ],
+)
+def test_prose_about_secrets_is_not_redacted(text):
+    assert Redactor().text(text) == (text, 0)
+
+
+def test_a_secret_named_key_hides_its_value_whole_in_nested_data():
+    data = {
+        "user": "bob",
+        "password": "hunter2",  # text alone that looks like nothing
+        "DB_PASSWORD": 12345678,
+        "x-api-key": "abc",
+        "access_token": GITHUB_CLASSIC,  # a recognised token keeps its own kind
+        "token": None,
+        "secret": True,
+        "max_tokens": 100,
+        "headers": {"Client-Secret": "plain"},
+    }
+    red, n = Redactor().data(data)
+    assert red == {
+        "user": "bob",
+        "password": "[REDACTED:password]",
+        "DB_PASSWORD": "[REDACTED:password]",
+        "x-api-key": "[REDACTED:api_key]",
+        "access_token": "[REDACTED:github_token]",
+        "token": None,
+        "secret": True,
+        "max_tokens": 100,
+        "headers": {"Client-Secret": "[REDACTED:secret]"},
+    }
+    assert n == 5
 
 
 def test_user_patterns_are_applied_and_named():
@@ -248,6 +362,18 @@ _pieces = st.sampled_from(
         "aws_secret_access_key=",
         "-----BEGIN RSA PRIVATE KEY-----",
         "-----END RSA PRIVATE KEY-----",
+        "xoxb-",
+        "xoxp-123-",
+        "eyJ",
+        ".",
+        "password=",
+        '"password": "',
+        "api_key: ",
+        "token=",
+        "://user:",
+        "@",
+        "SG.",
+        "AC",
         "\n",
         " ",
         "=",
@@ -269,3 +395,141 @@ def test_redaction_never_raises_and_leaves_nothing_to_redact(parts):
     again, n = redactor.text(once)
     assert n == 0 and again == once
     assert not re.search(r"(?<![A-Za-z0-9])sk-[A-Za-z0-9_\-]{20,}", once.replace("[REDACTED:", "["))
+
+
+def _cli(home, *args):
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "cep_core.cli", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout + proc.stderr
+
+
+def test_every_kind_is_out_of_the_db_its_wal_every_export_and_every_output(tmp_path):
+    """Each case's text captured through every door — a field, a tool-call argument, metadata, an error, an
+    import — then the raw bytes of traces.db and its WAL, list/show/search output, export and retrain data."""
+    home = tmp_path / "home"
+    db = home / "traces.db"
+    tracer = WorkflowTracer(db, strict=True)
+    for i, (_kind, text, _secret) in enumerate(CASES):
+        tracer.capture_messages(
+            [
+                {"role": "user", "content": f"case {i}: {text}"},
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "id": f"c{i}",
+                            "type": "function",
+                            "function": {"name": "run", "arguments": json.dumps({"command": text})},
+                        }
+                    ],
+                },
+                {"role": "tool", "tool_call_id": f"c{i}", "content": text},
+                {"role": "assistant", "content": f"done with {text}"},
+            ],
+            agent_type="ops",
+            agent_name="runner",
+            model_used="gpt-4o",
+            metadata={"note": text, "password": PASSWORD, "api_key": API_KEY_VALUE},
+        )
+        tracer.capture_call(
+            "ops", "runner", "gpt-4o", user_query=text, success=False, error=f"failed: {text}"
+        )
+    wal = db.with_name(
+        "traces.db-wal"
+    ).read_bytes()  # before the tracer closes: the WAL still holds the pages
+    tracer.close()
+    calls = tmp_path / "calls.jsonl"
+    calls.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "agent_type": "ops",
+                    "agent_name": "importer",
+                    "model_used": "m",
+                    "user_query": text,
+                    "assistant_response": "ok",
+                    "metadata": {"token": TOKEN_VALUE},
+                    "extra": text,
+                }
+            )
+            + "\n"
+            for _kind, text, _secret in CASES
+        )
+    )
+    outputs = [_cli(home, "traces", "import", str(calls))]
+    later_wal = db.with_name("traces.db-wal")  # gone when the last connection closed cleanly
+    stored = db.read_bytes() + wal + (later_wal.read_bytes() if later_wal.exists() else b"")
+    assert len(wal) > 100_000  # the captures' pages really were in the WAL that was read
+    rows = json.loads(_cli(home, "traces", "list", "--limit", "1000", "--json"))["rows"]
+    assert len(rows) == 3 * len(CASES)
+    outputs.append(json.dumps(rows))
+    outputs += [_cli(home, "traces", "show", r["id"], "--json") for r in rows[:: max(1, len(rows) // 12)]]
+    outputs += [_cli(home, "traces", "show", r["id"]) for r in rows[:6]]
+    outputs.append(_cli(home, "traces", "list", "--limit", "1000"))
+    for word in ("REDACTED", "case", "done", "failed", "xoxb", "password", "hunter2", "token"):
+        outputs.append(_cli(home, "traces", "search", word, "--limit", "1000", "--json"))
+        outputs.append(_cli(home, "traces", "search", word, "--limit", "1000"))
+    outputs.append(_cli(home, "traces", "export", "--include-failed", "--out", str(tmp_path / "export")))
+    outputs.append(_cli(home, "traces", "retrain", "ops/runner", "--force", "--no-launch"))
+    files = [
+        *(tmp_path / "export").glob("*"),
+        *home.glob("retrain/*/data/*"),
+        *home.glob("retrain/*/run.toml"),
+    ]
+    assert len(files) >= 6
+    exported = "".join(f.read_text() for f in files)
+    for secret in SECRETS + NEW_SECRETS:
+        encoded = json.dumps(secret)[1:-1]
+        assert secret.encode() not in stored and encoded.encode() not in stored, secret
+        for text in (*outputs, exported):
+            assert secret not in text and encoded not in text, secret
+    assert "[REDACTED:slack_token]" in exported and "[REDACTED:password]" in exported
+
+
+def _detect_secrets_findings(line: str) -> set[str]:
+    """What detect-secrets' own plugins find in a line (its entropy plugins excepted: unfiltered, they flag
+    every word)."""
+    from detect_secrets.core.scan import scan_line
+    from detect_secrets.settings import default_settings
+
+    with default_settings():
+        return {s.secret_value for s in scan_line(line) if "High Entropy" not in s.type and s.secret_value}
+
+
+ORACLE_LINES = [
+    *(text for _kind, text, _secret in CASES),
+    f'slack_token = "{SLACK_BOT}"',
+    f"webhook: {SLACK_WEBHOOK}",
+    f'password = "{PASSWORD}"',
+    f'db_pass: "{JSON_PASSWORD}"',
+    f"private_key = '{SECRET_VALUE}'",
+    f'my_secret := "{SECRET_VALUE}"',
+    f'char pwd[] = "{PASSWORD}";',
+    f"curl -u admin:{URL_PASSWORD} https://admin:{URL_PASSWORD}@example.com/api",
+    f"AccountKey={AZURE}",
+    f'stripe = "{STRIPE}"',
+    f"mailchimp {'0123456789abcdef0123456789abcdef'}-us12",
+    f"telegram bot {'123456789'}:{'AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0'}",
+    f"discord {'MTk4NjIyNDgzNDcxOTI1MjQ4'}.{'Cl2FMQ'}.{'ZnCjm1XVW7vRze4b7Cq4se7kKWs'}",
+    f"//registry.npmjs.org/:_authToken={NPM}",
+    f"IBM_CLOUD_IAM_KEY={'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQR'}",
+]
+
+
+@pytest.mark.parametrize("line", ORACLE_LINES, ids=[f"line{i}" for i in range(len(ORACLE_LINES))])
+def test_whatever_detect_secrets_finds_is_redacted(line):
+    pytest.importorskip("detect_secrets", reason="detect-secrets (the dev extra) is the oracle here")
+    red, _ = Redactor().text(line)
+    for found in _detect_secrets_findings(line):
+        assert found not in red, (found, red)

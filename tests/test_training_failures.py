@@ -48,6 +48,15 @@ def _hub_error(cls_name: str, status: int):
             ),
             "model_access",
         ),
+        # The CPU allocator (what `lora.r = 1e9` ran into on a CPU-only host) and Python's own MemoryError.
+        (
+            RuntimeError(
+                "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+                "you tried to allocate 256000000000 bytes. Error code 12 (Cannot allocate memory)"
+            ),
+            "oom",
+        ),
+        (MemoryError(), "oom"),
         (ConfigError("bad", field="train.packing"), "config"),
         (DataError("no rows"), "data"),
         (ModelAccessError("missing"), "model_access"),

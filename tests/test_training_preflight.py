@@ -113,7 +113,7 @@ def test_empty_dataset_fails_with_the_skip_reasons(tmp_path):
 def test_all_good_on_cpu(tmp_path):
     result = run_preflight(_config(tmp_path), tmp_path)
     assert result.status == Status.OK, result.checks
-    assert [c.name for c in result.checks] == ["config", "model", "data", "gpu", "disk"]
+    assert [c.name for c in result.checks] == ["config", "model", "data", "lora", "gpu", "disk"]
     assert len(result.prepared.train) > 50
 
 
@@ -135,3 +135,57 @@ def test_gpu_check_uses_the_health_module_without_a_driver(tmp_path):
     assert failure_kind(next(c for c in cuda if c.status == Status.FAIL)) == "nvml"
     auto = check_gpu(_config(tmp_path, device="auto"), footprint=0)
     assert [c.status for c in auto] == [Status.OK] and "trains on the CPU" in auto[0].detail
+
+
+def test_an_absurd_lora_rank_fails_before_any_memory_is_spent(tmp_path):
+    config = _config(tmp_path, model="builtin:tiny")
+    config.lora.r = 1_000_000_000
+    result = run_preflight(config, tmp_path)
+    check = _by_name(result, "lora")
+    assert check.status == Status.FAIL and failure_kind(check) == "config"
+    assert "above the model's hidden size 64" in check.detail and "lora.r to at most 64" in check.detail
+
+
+def test_the_adapter_estimate_counts_the_targeted_modules_and_is_held_against_memory(tmp_path):
+    from cep_core.training.preflight import adapter_parameters, check_adapter, model_shape
+
+    config = _config(tmp_path, model="builtin:tiny")
+    config.lora.r = 8
+    shape = model_shape(config, 0)
+    # q, k, v, o, gate, up, down of the three-layer tiny Llama (hidden 64, kv 32, intermediate 176).
+    per_layer = 8 * ((64 + 64) + (64 + 32) * 2 + (64 + 64) + (64 + 176) * 3)
+    assert adapter_parameters(config, shape) == per_layer * 3
+    config.lora.target_modules = ["q_proj", "v_proj"]
+    assert adapter_parameters(config, shape) == 8 * ((64 + 64) + (64 + 32)) * 3
+    config.lora.modules_to_save = ["lm_head"]
+    assert adapter_parameters(config, shape) == 8 * ((64 + 64) + (64 + 32)) * 3 + 1024 * 64
+    check, params = check_adapter(config, 0)
+    assert check.status == Status.OK and f"{params:,} trainable parameters" in check.detail
+    check, _ = check_adapter(config, 0, available_bytes=params * 8)  # half of what its training state needs
+    assert check.status == Status.FAIL and "more than the" in check.detail
+
+
+def test_a_local_models_shape_is_read_from_its_config(tmp_path):
+    from cep_core.training.preflight import check_adapter, model_shape
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(
+        json.dumps(
+            {
+                "hidden_size": 4096,
+                "intermediate_size": 14336,
+                "num_hidden_layers": 32,
+                "num_attention_heads": 32,
+                "num_key_value_heads": 8,
+                "vocab_size": 128256,
+            }
+        )
+    )
+    config = _config(tmp_path, model=str(folder), device="cuda")
+    assert model_shape(config, 0)["intermediate_size"] == 14336
+    config.lora.r = 16
+    check, params = check_adapter(config, 0)
+    assert check.status == Status.OK and params == 41_943_040  # Llama-3.1-8B, r 16, all linear layers
+    config.lora.r = 8192
+    assert check_adapter(config, 0)[0].status == Status.FAIL

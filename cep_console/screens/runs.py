@@ -135,6 +135,9 @@ class RunsScreen(ModeScreen):
                     if str(new_value) != str(old_value):
                         table.update_cell(job_id, key, new_value)
         self.rows = fresh
+        if getattr(state, "error", ""):
+            self.query_one("#run-title", Static).update(Text(state.error, style="bold red"))
+            return
         if self.pending_selection in fresh:
             self._take_pending_selection()
         elif self.selected is None and state.rows:

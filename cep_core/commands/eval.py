@@ -68,6 +68,7 @@ def _run_parser() -> argparse.ArgumentParser:
 
 def run_config(ns: argparse.Namespace, ablation: bool = False) -> int:
     from cep_core.evaluation.config import load_eval_config, to_toml
+    from cep_core.private import write_private
     from cep_core.runs import create_run_dir
 
     config = load_eval_config(ns.config)
@@ -80,7 +81,7 @@ def run_config(ns: argparse.Namespace, ablation: bool = False) -> int:
         config.ablation = True
     paths = create_run_dir(config.name)
     # The resolved config: every relative path made absolute, so the job reads it from anywhere.
-    paths.run_toml.write_text(to_toml(config), encoding="utf-8")
+    write_private(paths.run_toml, to_toml(config))
     if ns.detach:
         from cep_core.jobs.manager import JobManager
 

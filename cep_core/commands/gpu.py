@@ -282,19 +282,11 @@ def cmd_xid(args: argparse.Namespace) -> int:
     from cep_core.gpu.kernel_log import parse_kernel_log
 
     if args.file:
-        from pathlib import Path
+        from cep_core.gpu.logfiles import log_text, read_log_file
 
-        from cep_core.errors import InputError
-
-        if args.file == "-":
-            text = sys.stdin.read()
-        else:
-            try:
-                text = Path(args.file).read_bytes().decode("utf-8", "replace")
-            except FileNotFoundError:
-                raise InputError("kernel log not found", args.file) from None
-            except OSError as exc:
-                raise InputError(f"cannot read kernel log: {exc.strerror}", args.file) from None
+        # Plain, .gz/.xz/.bz2 rotations (on stdin too), or a journald file.
+        stdin = args.file == "-"
+        text = log_text(sys.stdin.buffer.read(), "<stdin>") if stdin else read_log_file(args.file)
         _print_events(parse_kernel_log(text), args.json)
         return 0
     source = _source(args, default_start=-1)

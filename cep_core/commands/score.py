@@ -36,12 +36,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from cep_core.errors import InputError
     from cep_core.evalset import load_examples
     from cep_core.predictions import load_predictions
     from cep_core.report import categories_table, errors_table, results_table, write_results
     from cep_core.scoring import score_all
 
     examples = load_examples(args.dataset, args.track)
+    if not examples:  # nothing to score is not a perfect score
+        raise InputError(
+            f"no {args.track} examples in the dataset: nothing to score (is it the right file and --track?)",
+            path=args.dataset,
+        )
     outputs = load_predictions(args.predictions, {ex.id for ex in examples})
     results, scores = score_all(examples, outputs, args.track, args.call_format, args.strict)
     results["dataset"] = str(args.dataset)

@@ -79,7 +79,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ex.set_defaults(func=cmd_export)
 
     rt = tsub.add_parser(
-        "retrain", help="export an agent's data, write its run config and launch the training job"
+        "retrain",
+        help="export an agent's data, write its run config and launch the training job",
+        description="Export the agent's successful traces, write its run config and launch the training job "
+        "(a job, as `cep jobs start` would: see `cep jobs list`); --no-launch only prints the command.",
     )
     rt.add_argument("agent", metavar="AGENT", help="TYPE/NAME, or a type or name that names one agent")
     rt.add_argument("--model", default=None, help="base model for the run (default builtin:tiny)")

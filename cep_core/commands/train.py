@@ -11,7 +11,6 @@ import argparse
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -104,18 +103,31 @@ def _follow(paths: Any, as_json: bool) -> int:
     """Start the job subprocess and follow its events until it exits; signals are passed on to it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    from cep_core.jobs.manager import JobManager, job_module_command
     from cep_core.runs import iter_progress
 
     offset_events = len(list(iter_progress(paths.progress)))
     env = dict(os.environ)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Registered as a job (backend foreground), so `cep jobs list` and the console's Runs screen show it.
+    manager = JobManager()
+    attempt, resumes = manager.foreground_attempt(paths.root)
+    command = job_module_command("train", paths.root)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "cep_core.training", str(paths.root)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=env,
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
     )
+    try:
+        job = manager.register_foreground(
+            paths.root, proc.pid, command, name=_run_name(paths), attempt=attempt, resumes=resumes
+        )
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    if not as_json:
+        stdout_console().print(
+            f"job [bold]{job.id}[/] (foreground; cep jobs list, the console's Runs screen)"
+        )
 
     def forward(signum: int, _frame: Any) -> None:
         if proc.poll() is None:
@@ -153,9 +165,19 @@ def _follow(paths: Any, as_json: bool) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        proc.wait()
+        job = manager.finish_foreground(job.id, proc.returncode)
     code = proc.returncode
     if as_json:
-        print_json({"run_dir": str(paths.root), "exit_code": code, "result": final})
+        print_json(
+            {
+                "run_dir": str(paths.root),
+                "exit_code": code,
+                "result": final,
+                "job_id": job.id,
+                "state": job.state,
+            }
+        )
     elif final.get("event") == "end":
         console.print(f"{final.get('status')} at step {final.get('step')}; run directory {paths.root}")
     elif final.get("event") == "error":
@@ -197,3 +219,14 @@ def _show(event: dict[str, Any], progress: Any, task: Any, console: Any, as_json
         )
     elif kind == "checkpoint":
         console.print(f"checkpoint at step {event.get('step')}")
+
+
+def _run_name(paths: Any) -> str:
+    """The config's name (run.toml), else the run directory's."""
+    import tomllib
+
+    try:
+        name = tomllib.loads(paths.run_toml.read_text(encoding="utf-8")).get("name")
+    except (OSError, ValueError):
+        name = None
+    return name if isinstance(name, str) and name else paths.root.name

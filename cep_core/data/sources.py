@@ -119,24 +119,27 @@ def _iter_local(path: Path) -> Iterator[RawRow]:
 
 def _iter_json(path: Path) -> Iterator[RawRow]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"cannot read dataset file: {exc}", path=path) from exc
-    stripped = text.lstrip()
-    if stripped.startswith("["):
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read dataset file: {exc.strerror or exc}", path=path) from exc
+    if data.lstrip().startswith(b"["):
         try:
-            rows = json.loads(text)
-        except ValueError as exc:
-            raise InputError(f"malformed JSON: {exc}", path=path) from exc
+            rows = json.loads(data.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise InputError("not UTF-8 text; re-encode the file as UTF-8", path=path, line=line) from None
+        except (ValueError, RecursionError) as exc:
+            raise InputError(f"malformed JSON: {exc}", path=path) from None
         for index, row in enumerate(rows):
             yield RawRow(str(path), index + 1, "hermes", row)
         return
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
+    # JSON Lines: a line that is not UTF-8 or not JSON is skipped and counted (malformed_json) like any other.
+    for lineno, raw in enumerate(data.splitlines(), 1):
+        if not raw.strip():
             continue
         try:
-            row = json.loads(line)
-        except ValueError:
+            row = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError):
             row = _MALFORMED
         yield RawRow(str(path), lineno, "hermes", row)
 

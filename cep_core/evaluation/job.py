@@ -368,6 +368,10 @@ def _write_jsonl(path: Path, rows: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
+    from cep_core.private import restrict_umask
+
+    restrict_umask()
+
     parser = argparse.ArgumentParser(
         prog="python -m cep_core.evaluation",
         description="Run the evaluation of a run directory (its run.toml).",

@@ -24,7 +24,7 @@ from typing import Any
 from cep_core.errors import InputError
 from cep_core.export import EXPORT_META
 from cep_core.prefix import NO_CEP, get_cep
-from cep_core.state import private_tree
+from cep_core.private import private_tree
 from cep_core.training.trained import TrainedModel, load_trained
 
 EXPORT_FORMAT = 1

@@ -555,6 +555,7 @@ def gather_events(
         parser = KernelLogParser(source="replay")
         return [ev for line in source.kernel_log_lines() for ev in parser.feed(line)]
     from cep_core.gpu.store import open_store, recent_events, record_events
+    from cep_core.state import StateDbError
 
     live: list[XidEvent] = []
     if read_kernel_log:
@@ -563,5 +564,5 @@ def gather_events(
         db = open_store(home)
         record_events(db, live)
         return recent_events(db, since_ts=time.time() - window_s)
-    except (sqlite3.Error, OSError):
+    except (sqlite3.Error, OSError, StateDbError):  # no history here: judge on what the log says now
         return live

@@ -8,12 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 
 from cep_core.errors import CepError
 from cep_core.jobs.backend import LOG_FILE, Handle, LaunchSpec, Status, read_exit, runner_command
+from cep_core.private import open_private, private_dir
 
 # Start times from psutil are floats rounded by the kernel's clock ticks; a reused pid starts much later.
 _START_TOLERANCE_S = 1.0
@@ -42,9 +44,8 @@ class LocalBackend:
         self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     def start(self, spec: LaunchSpec) -> Handle:
-        run_dir = Path(spec.run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        log = open(run_dir / LOG_FILE, "ab")  # noqa: SIM115 - handed to the child, closed below
+        run_dir = private_dir(spec.run_dir)
+        log = os.fdopen(open_private(run_dir / LOG_FILE), "ab")  # handed to the child, closed below
         try:
             proc = subprocess.Popen(
                 job_command(spec),
@@ -98,13 +99,13 @@ class LocalBackend:
         return Status(alive=False, exit_code=code, signal=sig, reason=reason)
 
     def stop(self, handle: Handle, grace_s: float = 30.0) -> None:
-        """SIGTERM to the job's process group (the training loop checkpoints), SIGKILL after `grace_s`."""
+        """SIGTERM to the job (the training loop checkpoints), SIGKILL after `grace_s`."""
         proc = self._process(handle)
         if proc is None:
             return
         try:
-            pgid = os.getpgid(proc.pid)
-            os.killpg(pgid, signal.SIGTERM)
+            send = self._signaller(proc.pid)
+            send(signal.SIGTERM)
         except (ProcessLookupError, PermissionError):
             return
         deadline = time.monotonic() + grace_s
@@ -113,7 +114,12 @@ class LocalBackend:
                 return
             time.sleep(0.1)
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
+            send(signal.SIGKILL)
+
+    def _signaller(self, pid: int) -> Callable[[int], None]:
+        """How a stop reaches the job: its whole process group (the runner and the job command in it)."""
+        pgid = os.getpgid(pid)
+        return lambda sig: os.killpg(pgid, sig)
 
 
 def _signal_name(sig: int) -> str:

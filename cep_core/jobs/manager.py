@@ -10,7 +10,6 @@ that vanished without either is a crash. Crashes are what the auto-resume policy
 from __future__ import annotations
 
 import contextlib
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 from cep_core.errors import CepError, InputError
 from cep_core.jobs.backend import Backend, LaunchSpec, Status
 from cep_core.jobs.registry import ACTIVE_STATES, Job, Registry, new_job_id
+from cep_core.private import write_private
 from cep_core.runs import ProgressWriter, create_run_dir, iter_progress
 from cep_core.state import resolve_home
 
@@ -30,6 +30,10 @@ _CLOCK_SLACK_S = 2.0
 
 
 def make_backend(name: str) -> Backend:
+    if name == "foreground":
+        from cep_core.jobs.foreground import ForegroundBackend
+
+        return ForegroundBackend()
     if name == "local":
         from cep_core.jobs.local import LocalBackend
 
@@ -78,7 +82,7 @@ class JobManager:
             raise InputError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")
         job_module_command(kind, Path("."))  # validates the kind before anything is created
         paths = create_run_dir(name or config.stem, self.home)
-        shutil.copyfile(config, paths.run_toml)
+        write_private(paths.run_toml, config.read_bytes())
         return self.start_run(paths.root, kind=kind, backend=backend, name=name or config.stem, **spec_fields)
 
     def start_run(
@@ -118,6 +122,71 @@ class JobManager:
         state = "running" if backend == "local" else "queued"
         where = f"pid {handle.pid}" if handle.pid else f"Slurm job {handle.slurm_id}"
         return self.registry.transition(job.id, state, f"started ({where})")
+
+    # ---------------------------------------------------------------- foreground (cep train)
+
+    def foreground_attempt(self, run_dir: str | Path) -> tuple[int, Job | None]:
+        """The attempt number a foreground run of RUN_DIR gets, and the job it resumes; a run that is still
+        going (in another terminal, detached, or on Slurm) is an error: two trainers on one run directory
+        would write over each other's checkpoints."""
+        previous = self.registry.latest_for_run(Path(run_dir).resolve())
+        if previous is None:
+            return 1, None
+        previous = self.refresh(previous)
+        if previous.state in ACTIVE_STATES:
+            raise CepError(
+                f"run {Path(run_dir).name} is still {previous.state} as job {previous.id} "
+                f"({previous.backend}); stop it first (cep jobs stop {previous.id})"
+            )
+        return previous.attempt + 1, previous
+
+    def register_foreground(
+        self,
+        run_dir: str | Path,
+        pid: int,
+        command: list[str],
+        kind: str = "train",
+        name: str = "",
+        attempt: int = 1,
+        resumes: Job | None = None,
+    ) -> Job:
+        """Record a job whose process `cep train` started and follows (backend foreground), as running."""
+        import psutil
+
+        from cep_core.jobs.backend import Handle
+        from cep_core.jobs.foreground import NAME
+
+        run_dir = Path(run_dir).resolve()
+        spec = LaunchSpec(job_id=new_job_id(), kind=kind, run_dir=run_dir, command=command, name=name)
+        spec.env = {"CEP_HOME": str(resolve_home(self.home).resolve())}
+        if resumes is not None:
+            self.registry.claim_resume(resumes.id, spec.job_id)
+        job = self.registry.create(spec, NAME, attempt=attempt, resumes=resumes.id if resumes else None)
+        try:
+            started = psutil.Process(pid).create_time()
+        except psutil.Error:
+            started = time.time()
+        self.registry.set_handle(job.id, Handle(backend=NAME, pid=pid, start_time=started))
+        return self.registry.transition(
+            job.id, "running", f"started in the foreground by cep train (pid {pid})"
+        )
+
+    def finish_foreground(self, job_id: str, returncode: int) -> Job:
+        """`cep train` saw its job process end: record how (its exit record, then the run's own events)."""
+        from cep_core.jobs.foreground import write_exit_record
+
+        job = self.registry.get(job_id)
+        write_exit_record(job.run_dir, returncode, job.pid or 0)
+        # Also after a poll that saw the process gone before this exit record existed (read as a crash).
+        if job.state in ACTIVE_STATES or (job.state == "crashed" and not job.resumed_by):
+            status = self.backend(job.backend).poll(job.handle, Path(job.run_dir))
+            state, reason, exit_code = classify_end(job, status)
+            job = self.registry.transition(job.id, state, reason, exit_code=exit_code)
+        elif job.exit_code is None:  # ended by a stop that saw the process gone before it was reaped
+            job = self.registry.transition(
+                job.id, job.state, job.reason or job.state, exit_code=returncode, ended=job.ended
+            )
+        return job
 
     # ---------------------------------------------------------------- refresh
 
@@ -182,7 +251,11 @@ class JobManager:
         spec = job.launch_spec()
         spec.job_id = successor
         record_decision(job, "relaunch", reason, successor)
-        new = self._launch(spec, job.backend, job.attempt + 1, job.id)
+        # A run trained in someone's terminal resumes detached: no terminal is waiting for the new attempt.
+        from cep_core.jobs import foreground
+
+        backend = foreground.RESUME_BACKEND if job.backend == foreground.NAME else job.backend
+        new = self._launch(spec, backend, job.attempt + 1, job.id)
         if job.state == "waiting":
             self.registry.transition(job.id, "crashed", f"{reason}: resumed as {successor}")
         return new

@@ -121,6 +121,15 @@ class Registry:
             sql += f" LIMIT {int(limit)}"
         return [_job(row) for row in self.db.query(sql, params)]
 
+    def latest_for_run(self, run_dir: str | Path) -> Job | None:
+        """The newest job of a run directory (every attempt of a run shares it), or None."""
+        rows = list(
+            self.db.query(
+                "SELECT * FROM jobs WHERE run_dir = ? ORDER BY created DESC, id DESC LIMIT 1", [str(run_dir)]
+            )
+        )
+        return _job(rows[0]) if rows else None
+
     def transitions(self, job_id: str) -> list[dict[str, Any]]:
         return list(
             self.db.query(

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from cep_core.jobs.backend import EXIT_FILE, RUNNER_FILE
+from cep_core.private import restrict_umask, write_private
 
 
 def _default_signals() -> None:
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m cep_core.jobs.runner RUN_DIR -- CMD [ARGS...]", file=sys.stderr)
         return 2
     run_dir, command = Path(argv[0]), argv[2:]
+    restrict_umask()  # what the job and the libraries it calls write (checkpoints, adapters) is private
     (run_dir / EXIT_FILE).unlink(missing_ok=True)
     run = _run_number()
     _write_record(run_dir / RUNNER_FILE, {"started": time.time(), "run": run, "pid": os.getpid()})
@@ -61,9 +63,7 @@ def _run_number() -> int:
 
 
 def _write_record(path: Path, record: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, path)
+    write_private(path, json.dumps(record))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from cep_core.jobs.backend import (
     read_runner_start,
     runner_command,
 )
+from cep_core.private import private_dir, write_private
 from cep_core.runs import iter_progress
 
 SBATCH_FILE = "job.sbatch"
@@ -284,10 +285,8 @@ class SlurmBackend:
     # -- start
 
     def start(self, spec: LaunchSpec) -> Handle:
-        run_dir = Path(spec.run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        script = run_dir / SBATCH_FILE
-        script.write_text(sbatch_script(spec))
+        run_dir = private_dir(spec.run_dir)
+        script = write_private(run_dir / SBATCH_FILE, sbatch_script(spec))
         script.chmod(0o700)
         env = {**os.environ, **{k: str(v) for k, v in spec.env.items() if _is_secret(k)}}
         submitted = time.time()

@@ -153,6 +153,8 @@ def build_row(
 ) -> TraceRow:
     """Redact every text field and assemble the row to store, stamped now or at `captured_at`."""
     given = capture_time(captured_at, warnings)
+    cost = _num(cost, "cost", warnings)
+    execution_time = _num(execution_time, "execution_time", warnings)
     now = time.time() if given is None else given
     total = 0
     messages, n = redactor.data(messages)
@@ -189,8 +191,8 @@ def build_row(
         messages=messages,
         tools=tools_list,
         success=bool(success),
-        cost=_num(cost),
-        execution_time=_num(execution_time),
+        cost=cost,
+        execution_time=execution_time,
         error=err,
         metadata=meta,
         redactions=total,
@@ -216,8 +218,18 @@ def capture_time(value: Any, warnings: list[str]) -> float | None:
     return None
 
 
-def _num(value: Any) -> float | None:
-    try:
-        return None if value is None else float(value)
-    except (TypeError, ValueError):
+def _num(value: Any, name: str, warnings: list[str]) -> float | None:
+    """A cost or a duration: a finite number, 0 or more. Anything else is stored as null and noted (an
+    infinity would make `list --json` print `Infinity`, which is not JSON)."""
+    if value is None:
         return None
+    number = None
+    if not isinstance(value, bool):
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            number = None
+    if number is None or not math.isfinite(number) or number < 0:
+        warnings.append(f"{name} {str(value)[:40]!r} is not a finite number of 0 or more; stored as null")
+        return None
+    return number

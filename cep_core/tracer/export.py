@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cep_core.private import open_private, private_dir, write_private
 from cep_core.state import resolve_home
 from cep_core.taxonomy import ErrorCategory
 from cep_core.toolcalls import parse_tool_calls, render_target
@@ -33,6 +34,8 @@ from cep_core.tracer.thresholds import AgentKey, record_watermark
 
 CHUNK = 1000
 ROLE_TO_FROM = {"system": "system", "user": "human", "assistant": "gpt", "tool": "tool"}
+
+_TRUNCATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
 
 
 @dataclass
@@ -156,8 +159,7 @@ def export_dataset(
 
         raise InputError(f"--holdout: the holdout fraction must be in [0, 1), got {holdout_fraction}")
     redactor = redactor or Redactor()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = private_dir(out_dir)
     where = TraceFilter(
         agent_type=agent.agent_type if agent else None,
         agent_name=agent.agent_name if agent else None,
@@ -176,8 +178,8 @@ def export_dataset(
     tmp_train = result.train_path.with_suffix(".jsonl.tmp")
     tmp_holdout = result.holdout_path.with_suffix(".jsonl.tmp")
     with (
-        open(tmp_train, "w", encoding="utf-8") as train_f,
-        open(tmp_holdout, "w", encoding="utf-8") as hold_f,
+        os.fdopen(open_private(tmp_train, _TRUNCATE), "w", encoding="utf-8") as train_f,
+        os.fdopen(open_private(tmp_holdout, _TRUNCATE), "w", encoding="utf-8") as hold_f,
     ):
         after = ""
         while True:
@@ -238,7 +240,7 @@ def export_dataset(
         "format": "hermes-conversations",
         "tool_call_format": "target",
     }
-    result.manifest_path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    write_private(result.manifest_path, json.dumps(manifest, indent=2) + "\n")
     if record:
         for key, last_id in result.last_ids.items():
             record_watermark(store, key, last_id, result.examples, str(result.train_path))

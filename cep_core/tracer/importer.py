@@ -13,6 +13,7 @@ Importing is not idempotent: the same file imported twice is stored twice.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -96,6 +97,14 @@ def check_line(
         return _problem(path, number, "needs `messages`, or `user_query` / `assistant_response`", "messages")
     if "success" in call and not isinstance(call["success"], bool):
         return _problem(path, number, "must be true or false", "success")
+    for name in ("cost", "execution_time"):
+        value = call.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return _problem(path, number, f"must be a number (or null), not {_json_type(value)}", name)
+        if not math.isfinite(value) or value < 0:
+            return _problem(path, number, f"must be a finite number, 0 or more (got {value})", name)
     if call.get("captured_at") is not None and capture_time(call["captured_at"], []) is None:
         return _problem(
             path,
@@ -104,6 +113,17 @@ def check_line(
             "captured_at",
         )
     return call
+
+
+def _json_type(value: Any) -> str:
+    """The JSON name of a value's type (its content is never shown: it may hold a secret)."""
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "true/false" if isinstance(value, bool) else type(value).__name__
 
 
 def _with_extras_in_metadata(call: dict[str, Any]) -> dict[str, Any]:

@@ -180,11 +180,16 @@ def search(
         args = [match, *params, limit + 1]
     try:
         rows = [TraceSummary.from_db(r) for r in store.conn.execute(sql, args)]
-    except sqlite3.OperationalError as exc:
-        if raw and "fts5" in str(exc):
+    except sqlite3.Error as exc:
+        # A raw query is the user's FTS5 syntax: every error SQLite gives for it ("no such column: key" for
+        # `-key`, "unknown special query" for `*`, "unterminated string" for `"`) is a bad query, not a crash.
+        if raw:
             from cep_core.errors import InputError
 
-            raise InputError(f"bad full-text query {text!r}: {exc}") from None
+            raise InputError(
+                f'bad full-text query {text!r}: {exc}. FTS5 syntax: words, "a phrase", OR, NOT, '
+                "NEAR(a b), prefix*; column filters are user_query:, response:, error:"
+            ) from None
         raise
     return _page(rows, limit)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cep_core.errors import InputError
+from cep_core.private import write_private
 from cep_core.state import resolve_home
 from cep_core.tracer.export import ExportResult, export_dataset
 from cep_core.tracer.ids import new_id
@@ -124,9 +125,7 @@ def prepare_retrain(
         "examples": export.examples,
         "last_id": export.last_ids.get(agent, ""),
     }
-    config_path.write_text(
-        render_config(template, values, str(template_path or "retrain.toml")), encoding="utf-8"
-    )
+    write_private(config_path, render_config(template, values, str(template_path or "retrain.toml")))
     command = f"cep train {shlex.quote(str(config_path))}"
     status, ref = "exported", None
     if launch is not None:

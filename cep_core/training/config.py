@@ -172,4 +172,6 @@ def to_toml(config: TrainConfig) -> str:
 
 
 def write_run_toml(config: TrainConfig, path: str | Path) -> None:
-    Path(path).write_text(to_toml(config), encoding="utf-8")
+    from cep_core.private import write_private
+
+    write_private(path, to_toml(config))

@@ -14,7 +14,11 @@ from cep_core.errors import InputError
 # Access tokens (Hugging Face, generic bearer) never leave the process.
 _SECRETS = re.compile(r"hf_[A-Za-z0-9]{20,}|(?i:bearer\s+)[A-Za-z0-9._-]{16,}|(?i:token=)[^\s&]+")
 
-_OOM = re.compile(r"out of memory|CUBLAS_STATUS_ALLOC_FAILED|OutOfMemoryError", re.IGNORECASE)
+_OOM = re.compile(
+    r"out of memory|CUBLAS_STATUS_ALLOC_FAILED|OutOfMemoryError|"
+    r"DefaultCPUAllocator: can't allocate memory|Cannot allocate memory",  # the CPU allocator (torch, errno 12)
+    re.IGNORECASE,
+)
 _GPU_LOST = re.compile(
     r"CUDA error: unknown error|GPU is lost|fallen off the bus|Xid|CUDA-capable device\(s\) is/are busy|"
     r"no CUDA-capable device|CUDA driver initialization failed|cudaErrorDevicesUnavailable|"
@@ -72,7 +76,7 @@ def classify(exc: BaseException, _depth: int = 0) -> str:
         return "data"
     if isinstance(exc, ModelAccessError) or names & _MODEL_ACCESS_TYPES:
         return "model_access"
-    if "OutOfMemoryError" in names or _OOM.search(message):
+    if names & {"OutOfMemoryError", "MemoryError"} or _OOM.search(message):
         return "oom"
     if "NVMLError" in names or any(n.startswith("NVMLError") for n in names):
         return "nvml"

@@ -19,6 +19,7 @@ from typing import Any
 
 from cep_core.checks import Status
 from cep_core.errors import InputError
+from cep_core.private import restrict_umask, write_private
 from cep_core.runs import ProgressWriter, RunPaths, log_output_to
 
 EXIT_COMPLETED = 0
@@ -230,14 +231,14 @@ def _train(paths: RunPaths, writer: ProgressWriter, stop: Any) -> int:
 
 
 def _write_metadata(paths: RunPaths, meta: dict[str, Any]) -> None:
-    tmp = paths.metadata.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta, indent=2, default=str) + "\n", encoding="utf-8")
-    tmp.replace(paths.metadata)
+    write_private(paths.metadata, json.dumps(meta, indent=2, default=str) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
     import os
+
+    restrict_umask()  # checkpoints, the adapter and the tiny base are written by transformers and peft
 
     parser = argparse.ArgumentParser(
         prog="python -m cep_core.training",

@@ -259,9 +259,120 @@ def check_data(config: TrainConfig) -> tuple[Check, Any]:
     return Check("data", Status.OK, detail), prepared
 
 
-def check_disk(config: TrainConfig, where: Path, footprint: int) -> Check:
+# A decoder layer's linear modules: (name, in features, out features) from the model's shape.
+def _linear_modules(d: dict[str, int]) -> list[tuple[str, int, int]]:
+    h, i = d["hidden_size"], d["intermediate_size"]
+    kv = d["num_key_value_heads"] * (h // d["num_attention_heads"])
+    return [
+        ("q_proj", h, h),
+        ("k_proj", h, kv),
+        ("v_proj", h, kv),
+        ("o_proj", h, h),
+        ("gate_proj", h, i),
+        ("up_proj", h, i),
+        ("down_proj", i, h),
+    ]
+
+
+TRAINED_BYTES_PER_PARAM = 16  # fp32 weight, its gradient, and Adam's two moments
+
+
+def model_shape(config: TrainConfig, footprint: int) -> dict[str, int]:
+    """hidden/intermediate sizes, layers, heads and vocabulary: the tiny model's own, a local or cached
+    config.json, else a dense decoder's proportions for the parameter count (params ~ 12 * layers * hidden^2)."""
+    from cep_core.builtin_models import SMOLLM2_SHAPE, is_builtin_real
+
+    if config.model == BUILTIN_TINY:
+        from cep_core.training.tiny import TINY_DIMS, TINY_VOCAB
+
+        return {**TINY_DIMS, "vocab_size": TINY_VOCAB}
+    if is_builtin_real(config.model):
+        return dict(SMOLLM2_SHAPE)
+    folder = Path(config.model).expanduser() if looks_local(config.model) else None
+    if folder is None:
+        cached = _cached(config.model)
+        folder = Path(cached).parent if cached else None
+    keys = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads")
+    try:
+        raw = json.loads((folder / "config.json").read_text()) if folder else {}
+        shape = {k: int(raw[k]) for k in keys}
+        shape["num_key_value_heads"] = int(raw.get("num_key_value_heads") or shape["num_attention_heads"])
+        shape["vocab_size"] = int(raw.get("vocab_size") or 32_000)
+        if min(shape.values()) > 0:
+            return shape
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    params = max(footprint - 2 * GIB, 0) // 2 or 8_000_000_000
+    hidden = max(int((params / 12 / 32) ** 0.5), 1024)
+    return {
+        "hidden_size": hidden,
+        "intermediate_size": hidden * 4,
+        "num_hidden_layers": 32,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 32,
+        "vocab_size": 32_000,
+    }
+
+
+def adapter_parameters(config: TrainConfig, shape: dict[str, int]) -> int:
+    """Trainable parameters: r * (in + out) per targeted linear module and layer, plus full copies of
+    modules_to_save (embeddings, output layer)."""
+    targets = set(config.lora.target_modules)
+    per_layer = sum(
+        config.lora.r * (fan_in + fan_out)
+        for name, fan_in, fan_out in _linear_modules(shape)
+        if "all-linear" in targets or name in targets
+    )
+    full = sum(
+        shape["vocab_size"] * shape["hidden_size"]
+        for name in config.lora.modules_to_save
+        if name in ("embed_tokens", "lm_head")
+    )
+    layers = shape["num_hidden_layers"]
+    if 0 < config.lora.top_layers < layers:
+        layers = config.lora.top_layers
+    return per_layer * layers + full
+
+
+def check_adapter(
+    config: TrainConfig, footprint: int, available_bytes: int | None = None
+) -> tuple[Check, int]:
+    """The adapter's size from lora.r and the model's shape: an absurd rank fails here, before the job
+    allocates it (`lora.r = 1e9` died as an unknown error in the job, which the supervisor would relaunch)."""
+    import psutil
+
+    shape = model_shape(config, footprint)
+    params = adapter_parameters(config, shape)
+    need = params * TRAINED_BYTES_PER_PARAM
+    hidden = shape["hidden_size"]
+    detail = (
+        f"lora.r {config.lora.r}: about {params:,} trainable parameters, {need / GIB:.2f} GiB with "
+        "gradients and optimizer state"
+    )
+    if config.lora.r > hidden:
+        return Check(
+            "lora",
+            Status.FAIL,
+            f"{detail}. lora.r {config.lora.r} is above the model's hidden size {hidden}: a LoRA update's rank "
+            f"cannot exceed its layer's smaller side, so the extra rank only costs memory. Fix: set lora.r "
+            f"to at most {hidden} (8 to 64 is usual).",
+        ), params
+    available = psutil.virtual_memory().available if available_bytes is None else available_bytes
+    on_cpu = config.device == "cpu" or trains_on_cpu(config.model)
+    if on_cpu and need > available:
+        return Check(
+            "lora",
+            Status.FAIL,
+            f"{detail}, more than the {available / GIB:.1f} GiB of memory available. Fix: lower lora.r, "
+            "target fewer modules, or drop lora.modules_to_save.",
+        ), params
+    return Check("lora", Status.OK, detail), params
+
+
+def check_disk(config: TrainConfig, where: Path, footprint: int, lora_params: int | None = None) -> Check:
     """Room for the checkpoints kept (adapter plus two Adam moments each) and the final adapter."""
-    lora_params = _lora_parameter_estimate(config, footprint)
+    if lora_params is None:
+        lora_params = adapter_parameters(config, model_shape(config, footprint))
     per_checkpoint = lora_params * 4 * 3 + 20 * 1024**2
     need = per_checkpoint * (max(config.train.save_total_limit, 1) + 1) + lora_params * 4
     probe = where
@@ -278,14 +389,6 @@ def check_disk(config: TrainConfig, where: Path, footprint: int) -> Check:
     if free < 2 * need:
         return Check("disk", Status.WARN, detail)
     return Check("disk", Status.OK, detail)
-
-
-def _lora_parameter_estimate(config: TrainConfig, footprint: int) -> int:
-    if config.model == BUILTIN_TINY:
-        return 200_000
-    params = max(footprint - 2 * GIB, 0) // 2 or 8_000_000_000
-    hidden = max(int((params / 12 / 32) ** 0.5), 1024)  # a dense decoder: params ~ 12 * layers * hidden^2
-    return config.lora.r * 2 * hidden * 7 * 32
 
 
 def run_preflight(
@@ -310,17 +413,23 @@ def run_preflight(
     data_check, result.prepared = check_data(config)
     result.checks.append(data_check)
     result.footprint_bytes = estimate_footprint(config)
+    adapter_check, lora_params = check_adapter(config, result.footprint_bytes)
+    result.checks.append(adapter_check)
+    if result.footprint_bytes:  # the adapter's training state lives beside the weights
+        result.footprint_bytes += lora_params * TRAINED_BYTES_PER_PARAM
     result.checks.extend(check_gpu(config, result.footprint_bytes))
     from cep_core.state import runs_dir
 
-    result.checks.append(check_disk(config, run_root or runs_dir(), result.footprint_bytes))
+    result.checks.append(
+        check_disk(config, run_root or runs_dir(), result.footprint_bytes, lora_params=lora_params)
+    )
     return result
 
 
 def failure_kind(check: Check) -> str:
     """The error-event kind a failed check stands for."""
     name = check.name
-    if name == "config" or name == "disk":
+    if name in ("config", "disk", "lora"):
         return "config"
     if name == "model":
         return "model_access"
