@@ -25,7 +25,7 @@ from importlib import metadata
 from pathlib import Path
 
 from cep_core.errors import InputError
-from cep_core.private import private_tree
+from cep_core.private import private_dir, private_tree
 from cep_core.state import resolve_home
 
 BUILTIN_SMOLLM2 = "builtin:smollm2"
@@ -157,7 +157,7 @@ def ensure_smollm2(home: str | Path | None = None, log: Callable[[str], None] | 
         raise InputError(reason, field="model")
     gguf = find_gguf()
     assert gguf is not None
-    folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(folder.parent)
     with _lock(folder.parent / f".{SMOLLM2_FOLDER}.lock"):
         if is_converted(folder):  # another process converted it while this one waited
             return folder

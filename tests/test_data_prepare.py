@@ -232,3 +232,30 @@ def test_demo_source_falls_back_to_the_packaged_sample(monkeypatch, tmp_path):
     monkeypatch.setenv("CEP_SHARED_DATA", str(tmp_path / "absent"))
     monkeypatch.setattr("cep_core.data.sources.Path.resolve", lambda self: tmp_path / "x" / "y" / "z")
     assert resolve_source(BUILTIN_DEMO) == [str(PACKAGE_SAMPLE)]
+
+
+def test_a_source_cap_takes_its_first_training_rows(tmp_path):
+    rows = [
+        {"id": f"r{i}", "conversations": [{"from": "human", "value": f"q{i}"}, {"from": "gpt", "value": "a"}]}
+        for i in range(50)
+    ]
+    path = _write_jsonl(tmp_path / "rows.jsonl", rows)
+    whole = prepare([str(path)], cep=None, holdout_fraction=0.2)
+    capped = prepare(
+        [f"{path}[:10]", str(_write_jsonl(tmp_path / "more.jsonl", rows[:3]))], cep=None, holdout_fraction=0.2
+    )
+    assert [ex.id for ex in capped.train[:10]] == [ex.id for ex in whole.train[:10]]
+    assert len([ex for ex in capped.train if ex.source == str(path)]) == 10
+    assert {ex.id for ex in capped.holdout} <= {
+        ex.id for ex in whole.holdout
+    }  # held-out rows are not counted
+
+
+def test_a_capped_relative_source_resolves_against_the_config(tmp_path):
+    from cep_core.training.config import load_config
+
+    (tmp_path / "data").mkdir()
+    _write_jsonl(tmp_path / "data" / "rows.jsonl", [])
+    (tmp_path / "run.toml").write_text('[data]\nsources = ["data/rows.jsonl[:5]", "bfcl:irrelevance[:60]"]\n')
+    config = load_config(tmp_path / "run.toml")
+    assert config.data.sources == [f"{tmp_path / 'data' / 'rows.jsonl'}[:5]", "bfcl:irrelevance[:60]"]

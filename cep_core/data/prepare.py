@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,17 @@ def row_id(raw: RawRow) -> str:
     return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+_CAP = re.compile(r"^(?P<spec>.+?)\[:(?P<n>\d+)\]$")
+
+
+def split_cap(spec: str) -> tuple[str, int | None]:
+    """`SPEC[:N]` -> (SPEC, N); a spec without a cap -> (spec, None)."""
+    match = _CAP.match(spec.strip())
+    if match is None:
+        return spec, None
+    return match.group("spec"), int(match.group("n"))
+
+
 def split_key(raw: RawRow, rid: str) -> str:
     """What the train/holdout hash is taken of: the row id, except that a BFCL entry is held out (or not) on
     both tracks together — the evaluation splits its structured set by the entry's own id."""
@@ -100,12 +112,18 @@ def prepare(
 ) -> Prepared:
     """Every usable row of `sources`, converted and split; rows that cannot be used are counted by reason.
 
-    Duplicate ids (the same row in two sources) are kept once. `max_rows` (0: all) caps usable rows.
+    Duplicate ids (the same row in two sources) are kept once. `max_rows` (0: all) caps usable rows; a source
+    written `SPEC[:N]` gives at most its first N training rows (the mix of a small run: e.g. a few irrelevance
+    rows beside many calls, so that "no call" does not become the easy answer to everything).
     """
     out = Prepared()
     seen: set[str] = set()
-    for spec in sources:
+    for written in sources:
+        spec, cap = split_cap(written)
+        taken = 0
         for raw in iter_rows(spec, split=split, config_name=config_name):
+            if cap is not None and taken >= cap:
+                break
             out.rows += 1
             rid = row_id(raw) if not is_malformed(raw) else f"{raw.source}:{raw.line}"
             if rid in seen:
@@ -120,6 +138,7 @@ def prepare(
             example = Example(rid, messages, raw.source)
             held = is_holdout(split_key(raw, rid), holdout_fraction, seed)
             (out.holdout if held else out.train).append(example)
+            taken += not held
             if max_rows and len(out.train) + len(out.holdout) >= max_rows:
                 return out
     return out

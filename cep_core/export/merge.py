@@ -24,7 +24,7 @@ from typing import Any
 from cep_core.errors import InputError
 from cep_core.export import EXPORT_META
 from cep_core.prefix import NO_CEP, get_cep
-from cep_core.private import private_tree
+from cep_core.private import private_dir, private_tree
 from cep_core.training.trained import TrainedModel, load_trained
 
 EXPORT_FORMAT = 1
@@ -75,7 +75,7 @@ def export_run(
         "versions": _versions(),
         "exported_at": time.time(),
     }
-    folder.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(folder.parent)
     tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:

@@ -102,7 +102,12 @@ def load_config(path: str | Path) -> TrainConfig:
 
 
 def _resolve_source(source: str, base: Path) -> str:
-    if source.startswith("builtin:") or source.startswith("/"):
+    from cep_core.data.prepare import split_cap
+
+    spec, cap = split_cap(source)
+    if cap is not None:
+        return f"{_resolve_source(spec, base)}[:{cap}]"
+    if source.startswith(("builtin:", "bfcl:", "bfcl-json:")) or source.startswith("/"):
         return source
     candidate = (base / source).expanduser()
     if source.startswith((".", "~")) or candidate.exists():
