@@ -3,6 +3,7 @@ store API the console uses, `cep eval compare/show`, failures, and a real job th
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -78,6 +79,19 @@ def test_cep_eval_writes_files_events_and_a_row(home, tmp_path, capsys):
             figures["f1"]["macro"] - figures["baseline"]["llm"]
         )
     assert "argument_f1" in results["tracks"]["toolcall"]
+    # What made it and when: versions read from the installed packages, a schema version, ISO times (UTC).
+    from importlib import metadata
+
+    import cep_core
+
+    assert results["schema_version"] == 2
+    versions = results["versions"]
+    assert versions["cep"] == cep_core.__version__
+    for package in ("torch", "transformers", "peft"):
+        assert versions[package] == metadata.version(package)
+    for key in ("created", "finished"):
+        stamp = dt.datetime.strptime(results[f"{key}_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+        assert abs(stamp.timestamp() - results[key]) < 1
     # The sample predictions are those `cep score` scores: the same figures through both paths.
     assert (
         cep(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 
 from cep_core.commands import print_json, stderr_console, stdout_console
 
@@ -41,9 +42,13 @@ def run(args: argparse.Namespace) -> int:
     from cep_core.report import categories_table, errors_table, results_table, write_results
     from cep_core.scoring import score_all
 
+    from cep_core.versions import provenance
+
+    started = time.time()
     examples = load_examples(args.dataset, args.track)
     outputs = load_predictions(args.predictions, {ex.id for ex in examples})
     results, scores = score_all(examples, outputs, args.track, args.call_format, args.strict)
+    results = {**provenance(started, time.time()), **results}
     results["dataset"] = str(args.dataset)
     results["predictions"] = str(args.predictions)
     if args.out:

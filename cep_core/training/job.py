@@ -7,13 +7,10 @@ SIGTERM, and ends with an `error` event of a known kind when anything goes wrong
 
 from __future__ import annotations
 
-import contextlib
 import json
-import platform
 import sys
 import time
 from collections import Counter
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +31,9 @@ class PreflightFailed(Exception):
 
 
 def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in ("torch", "transformers", "peft", "datasets", "accelerate", "cep-console"):
-        with contextlib.suppress(importlib_metadata.PackageNotFoundError):
-            out[name] = importlib_metadata.version(name)
-    return out
+    from cep_core.versions import package_versions
+
+    return {k: v for k, v in package_versions().items() if v is not None}
 
 
 def run_job(run_dir: str | Path) -> int:
