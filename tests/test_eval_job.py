@@ -202,8 +202,34 @@ def test_show_prints_the_worst_examples(home, tmp_path, capsys):
     assert "no evaluation 'no-such-eval'" in capsys.readouterr().err
 
 
-def test_a_bad_config_fails_with_a_config_error_event(home, tmp_path, shared_data, monkeypatch):
-    monkeypatch.setenv("CEP_BFCL_DIR", str(shared_data / "bfcl"))
+def test_cep_eval_scores_bfcl_sets_on_a_clone_without_shared_data(home, tmp_path, monkeypatch, capsys):
+    """A user's clone: no ../shared (CEP_SHARED_DATA names an empty folder), no CEP_BFCL_DIR; the BFCL files
+    come from the bfcl-eval package `make` installs. Gold outputs of the first entries score 1."""
+    from cep_core import bfcl
+    from cep_core.evaluation.sets import bfcl_package_data
+    from cep_core.toolcalls import render_target
+
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("CEP_SHARED_DATA", str(tmp_path / "empty"))
+    monkeypatch.delenv("CEP_BFCL_DIR", raising=False)
+    entries = bfcl.load_bfcl(bfcl_package_data() / "BFCL_v4_simple_python.json")[:400]
+    preds = tmp_path / "gold.jsonl"
+    preds.write_text(
+        "".join(json.dumps({"id": e.id, "output": render_target(bfcl.gold_calls(e))}) + "\n" for e in entries)
+    )
+    config = tmp_path / "bfcl.toml"
+    config.write_text(
+        'name = "clone"\nbackend = "predictions"\n[[sets]]\nsource = "bfcl:simple_python"\nsample = 8\n'
+        f'[predictions]\npath = "{preds}"\n'
+    )
+    assert cep(["eval", str(config), "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    figures = results["tracks"]["toolcall"]
+    assert figures["n"] == 8 and figures["f1"]["macro"] == 1.0
+    assert results["data_spec"][0]["data_dir"].endswith("bfcl_eval/data")
+
+
+def test_a_bad_config_fails_with_a_config_error_event(home, tmp_path, monkeypatch):
     (tmp_path / "p.jsonl").write_text("")
     path = tmp_path / "bad.toml"
     path.write_text(
