@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,10 @@ from cep_core.training.tiny import BUILTIN_TINY
 GIB = 1024**3
 NON_GATED_ALTERNATIVES = ("mistralai/Mistral-7B-Instruct-v0.3", "Qwen/Qwen2.5-7B-Instruct")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_SIZE_IN_NAME = re.compile(r"(\d+(?:\.\d+)?)\s*[bB](?![a-zA-Z])")
+_SIZE_IN_NAME = re.compile(r"(\d+(?:\.\d+)?)\s*([bBmM])(?![a-zA-Z])")  # 8B, 0.5B, 135M
+# `device = "auto"` with no usable GPU: a model this small still trains (slowly) on the CPU, so the pre-flight
+# says so instead of failing on NVML; a larger one (or one whose size is unknown) needs its GPU.
+CPU_TRAINABLE_PARAMS = 1_000_000_000
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model*.bin")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json")
 
@@ -54,10 +58,28 @@ def looks_local(model: str) -> bool:
     return model.startswith(("/", ".", "~")) or Path(model).expanduser().exists() or not _HUB_ID.match(model)
 
 
+def hub_cli() -> str:
+    """The Hugging Face command this environment has: `hf` (huggingface_hub >= 0.34; the only one from 1.0 on),
+    else the older `huggingface-cli`. Looked for beside this Python (the venv's bin/) first, then on PATH."""
+    here = Path(sys.executable).parent
+    for name in ("hf", "huggingface-cli"):
+        if (here / name).is_file() or shutil.which(name):
+            return name
+    return "hf"
+
+
+def hub_command(action: str) -> str:
+    """`hf auth login` / `hf download`, or the same under `huggingface-cli`."""
+    cli = hub_cli()
+    if action == "login":
+        return f"{cli} auth login" if cli == "hf" else f"{cli} login"
+    return f"{cli} {action}"
+
+
 def gated_message(model: str) -> str:
     alternatives = " or ".join(a for a in NON_GATED_ALTERNATIVES if a != model)
     return (
-        f"{model} is gated and this account has no access (HTTP 403). Fix: log in (`huggingface-cli login`) "
+        f"{model} is gated and this account has no access (HTTP 403). Fix: log in (`{hub_command('login')}`) "
         f"or set HF_TOKEN to a token of an account with access; request access on "
         f"https://huggingface.co/{model}; or use a non-gated model such as {alternatives}."
     )
@@ -83,7 +105,7 @@ def check_local_model(path: Path) -> Check:
             "model",
             Status.FAIL,
             f"{path} lacks {', '.join(missing)}. Fix: copy the complete model "
-            "snapshot (e.g. `huggingface-cli download ID --local-dir DIR`).",
+            f"snapshot (e.g. `{hub_command('download')} ID --local-dir DIR`).",
         )
     return Check("model", Status.OK, f"local model at {path}")
 
@@ -111,7 +133,7 @@ def check_hub_model(model: str, hub_check: Callable[[str], None] | None = None) 
             "model",
             Status.FAIL,
             f"offline (HF_HUB_OFFLINE=1) and {model} is not in the local Hugging Face cache. Fix: "
-            f"download it where the Hub is reachable (`huggingface-cli download {model}`) and copy the "
+            f"download it where the Hub is reachable (`{hub_command('download')} {model}`) and copy the "
             "cache over, set `model` to a local directory, or unset HF_HUB_OFFLINE.",
         )
     try:
@@ -176,7 +198,9 @@ def _parameter_count(model: str) -> int | None:
         if size:
             return size // 2
     match = _SIZE_IN_NAME.search(model.rsplit("/", 1)[-1])
-    return int(float(match.group(1)) * 1e9) if match else None
+    if not match:
+        return None
+    return int(float(match.group(1)) * (1e9 if match.group(2) in "bB" else 1e6))
 
 
 def check_gpu(config: TrainConfig, footprint: int) -> list[Check]:
@@ -189,10 +213,24 @@ def check_gpu(config: TrainConfig, footprint: int) -> list[Check]:
         status = Status.OK if config.model == BUILTIN_TINY else Status.WARN
         return [Check("gpu", status, "the GPU health module is not installed: GPU not checked")]
     checks = gpu_checks(required_memory_bytes=footprint or None, gpu_indices=config.gpus or None)
-    if config.device == "auto" and config.model == BUILTIN_TINY and worst(checks) != Status.OK:
-        reasons = "; ".join(c.detail for c in checks if c.status != Status.OK)
-        return [Check("gpu", Status.OK, f"no usable GPU ({reasons[:200]}): the tiny model trains on the CPU")]
+    if config.device == "auto" and worst(checks) != Status.OK:
+        what = cpu_trainable(config)
+        if what:
+            # What is wrong, without the fix (installing a driver is not needed to train on the CPU); whole
+            # sentences, never cut.
+            reasons = "; ".join(c.detail.split(" Fix:")[0].strip() for c in checks if c.status != Status.OK)
+            return [Check("gpu", Status.OK, f"no usable GPU ({reasons}): {what} trains on the CPU")]
     return checks
+
+
+def cpu_trainable(config: TrainConfig) -> str:
+    """What the pre-flight says of a model small enough to train on the CPU ('' when it is not, or unknown)."""
+    if config.model == BUILTIN_TINY:
+        return "the tiny model"
+    params = _parameter_count(config.model)
+    if params is None or params > CPU_TRAINABLE_PARAMS:
+        return ""
+    return f"this {params / 1e6:,.0f}M-parameter model"
 
 
 def check_data(config: TrainConfig) -> tuple[Check, Any]:
