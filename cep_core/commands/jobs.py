@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from cep_core.commands import print_json, stderr_console, stdout_console
+from cep_core.commands.gpu import gpu_count
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +20,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     start.add_argument("--backend", default="local", help="local (default) or slurm")
     start.add_argument("--kind", default="train", help="train (default) or eval")
     start.add_argument("--name", help="run name (default: the config's file name)")
-    start.add_argument("--gpus", type=int, default=0, help="GPUs to use (more than 1 starts torchrun)")
+    start.add_argument(
+        "--gpus",
+        type=gpu_count,
+        default=0,
+        metavar="N",
+        help="how many GPUs the job uses (0: none; more than 1 starts torchrun; Slurm: --gres=gpu:N)",
+    )
     start.add_argument("--partition", help="Slurm partition")
     start.add_argument("--cpus", type=int, default=1, help="Slurm CPUs per task (default 1)")
     start.add_argument("--mem", help="Slurm memory, e.g. 64G")

@@ -41,7 +41,6 @@ def run(args: argparse.Namespace) -> int:
     from cep_core.predictions import load_predictions
     from cep_core.report import categories_table, errors_table, results_table, write_results
     from cep_core.scoring import score_all
-
     from cep_core.versions import provenance
 
     started = time.time()

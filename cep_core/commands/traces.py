@@ -17,6 +17,7 @@ from rich.text import Text
 
 from cep_core.ages import parse_age
 from cep_core.commands import print_json, stderr_console, stdout_console
+from cep_core.commands.gpu import gpu_count
 from cep_core.errors import InputError
 
 
@@ -97,7 +98,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="only export and write the config; print the command that starts it",
     )
     rt.add_argument("--backend", default="local", help="where the job runs: local (default) or slurm")
-    rt.add_argument("--gpus", type=int, default=0, help="GPUs for the training job")
+    rt.add_argument(
+        "--gpus", type=gpu_count, default=0, metavar="N", help="how many GPUs the training job uses"
+    )
     rt.add_argument("--json", action="store_true")
     rt.set_defaults(func=cmd_retrain)
 

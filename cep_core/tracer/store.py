@@ -137,7 +137,6 @@ def m003_stats_index(db: sqlite_utils.Database) -> None:
     )
 
 
-
 @TRACE_MIGRATIONS
 def m004_fts_found_by_sqlite_utils(db: sqlite_utils.Database) -> None:
     """Stores made before FTS_TABLE_SQL declared `content='traces'`: rebuild the index under the spelling
@@ -148,6 +147,7 @@ def m004_fts_found_by_sqlite_utils(db: sqlite_utils.Database) -> None:
     db.execute("DROP TABLE traces_fts")
     db.execute(FTS_TABLE_SQL)
     db.execute("INSERT INTO traces_fts (traces_fts) VALUES ('rebuild')")
+
 
 @dataclass(slots=True)
 class TraceRow:
