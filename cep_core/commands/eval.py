@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cep_core import baselines
-from cep_core.commands import print_json, stderr_console, stdout_console
+from cep_core.commands import add_home_option, print_json, stderr_console, stdout_console, use_home
 from cep_core.errors import InputError
 
 USAGE = """\
@@ -35,17 +35,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         usage="cep eval {CONFIG.toml | compare | show} ...",
     )
-    p.add_argument("target", metavar="CONFIG.toml|compare|show")
+    p.add_argument(
+        "target",
+        metavar="CONFIG.toml|compare|show",
+        help="an eval config to run, or compare / show (each has its own --help)",
+    )
     p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    parser = {"compare": _compare_parser, "show": _show_parser}.get(args.target, _run_parser)()
+    add_home_option(parser)  # `cep eval compare --home DIR`, as after any other subcommand
+    ns = parser.parse_args(args.rest)
+    if getattr(ns, "home", None):
+        use_home(ns.home)
     if args.target == "compare":
-        return compare(_compare_parser().parse_args(args.rest))
+        return compare(ns)
     if args.target == "show":
-        return show(_show_parser().parse_args(args.rest))
-    ns = _run_parser().parse_args(args.rest)
+        return show(ns)
     ns.config = args.target
     return run_config(ns)
 
@@ -155,7 +163,7 @@ def _compare_parser() -> argparse.ArgumentParser:
         prog="cep eval compare", description="Evaluations side by side with both baselines (default: all)."
     )
     p.add_argument("ids", nargs="*", metavar="ID", help="evaluation ids or unique prefixes")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine output: JSON on stdout")
     return p
 
 
@@ -239,10 +247,10 @@ def compare(ns: argparse.Namespace) -> int:
 
 def _show_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cep eval show", description="The worst examples of an evaluation.")
-    p.add_argument("id", metavar="ID")
+    p.add_argument("id", metavar="ID", help="an evaluation id, unique prefix, short id or name")
     p.add_argument("--track", choices=["toolcall", "structured"], help="default: every track it has")
     p.add_argument("-n", type=int, default=5, help="examples per track (default 5)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine output: JSON on stdout")
     return p
 
 

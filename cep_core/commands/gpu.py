@@ -103,7 +103,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     which.add_argument(
         "--devices", default=None, metavar="0,1,...", help="the GPU indices the job will use, by number"
     )
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--json", action="store_true", help="machine output: JSON on stdout")
     c.set_defaults(func=cmd_check)
 
 
@@ -115,7 +115,12 @@ def gpu_count(text: str) -> int:
     try:
         n = int(text)
     except ValueError:
-        hint = " (to name GPUs by index, use --devices 0,1)" if "," in text else ""
+        hint = (
+            " (it is a count; to pick GPUs by index: CUDA_VISIBLE_DEVICES=0,1 for a job, "
+            "--devices 0,1 for cep gpu check)"
+            if "," in text
+            else ""
+        )
         raise argparse.ArgumentTypeError(f"--gpus takes a number of GPUs, got {text!r}{hint}") from None
     if n < 0:
         raise argparse.ArgumentTypeError(f"--gpus cannot be negative, got {n}")

@@ -16,9 +16,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         "question file (answers from possible_answer/ beside it), a folder of them, or a JSONL "
         "file in the project's eval format.",
     )
-    p.add_argument("--track", choices=["toolcall", "structured"], default="toolcall")
-    p.add_argument("--dataset", required=True, metavar="PATH")
-    p.add_argument("--predictions", required=True, metavar="PREDS.jsonl")
+    p.add_argument(
+        "--track",
+        choices=["toolcall", "structured"],
+        default="toolcall",
+        help="tool calls (BFCL rules, toolcall F1) or one JSON object (structured F1); default toolcall",
+    )
+    p.add_argument(
+        "--dataset",
+        required=True,
+        metavar="PATH",
+        help="a BFCL question file or folder, or a JSONL file in the eval format",
+    )
+    p.add_argument(
+        "--predictions",
+        required=True,
+        metavar="PREDS.jsonl",
+        help='one {"id": …, "output": "<raw model text>"} per line',
+    )
     p.add_argument(
         "--format",
         dest="call_format",
