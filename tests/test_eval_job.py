@@ -185,6 +185,27 @@ def test_compare_lists_newest_first_and_marks_what_beats_the_bar(home, tmp_path,
     assert text.count("✓") < capsys.readouterr().out.count("✓")
 
 
+def test_compare_shows_name_and_short_id_unbroken_at_80_columns(home, tmp_path, capsys, monkeypatch):
+    """Ids were folded mid-word (`20261125-203819-r2-fal` / `se-6761`); the row shows the name and the id's
+    short tail on one line, and the short id is accepted wherever an id is."""
+    monkeypatch.setenv("COLUMNS", "80")
+    name = "a-rather-long-evaluation-name-for-a-narrow-terminal"
+    cep(["eval", str(write_config(tmp_path / "a.toml", name=name)), "--json"])
+    capsys.readouterr()
+    (record,) = store.list_evaluations(home)
+    assert cep(["eval", "compare"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = next(line for line in lines if "a-rather-long" in line)
+    assert max(len(line) for line in lines) <= 80
+    assert f"a-rather-long-evaluatio… {record.short_id} " in row
+    assert not any(record.id[:15] in line for line in lines)  # no date-stamped id to fold
+    short = next(line for line in lines if record.short_id in line)
+    assert short == row
+    assert store.get_evaluation(record.short_id).id == record.id
+    assert cep(["eval", "show", record.short_id, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["evaluation"]["id"] == record.id
+
+
 def test_show_prints_the_worst_examples(home, tmp_path, capsys):
     cep(["eval", str(write_config(tmp_path / "eval.toml")), "--json"])
     capsys.readouterr()

@@ -15,7 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Header, Static
 
 from cep_console.evals_feed import HEADLINES, EvalRow, beats, load_evaluations, prompt_text, worst
-from cep_console.formatting import clip
+from cep_console.formatting import as_json, clip
 from cep_console.screens.base import ModeScreen, mode_footer
 
 
@@ -96,7 +96,7 @@ def worst_text(examples: dict[str, list[dict[str, Any]]], width: int) -> Text:
                 style="bold",
             )
             for label in ("prompt", "expected", "output"):
-                shown = prompt_text(ex.get(label)) if label == "prompt" else str(ex.get(label, ""))
+                shown = prompt_text(ex.get(label)) if label == "prompt" else as_json(ex.get(label, ""))
                 text.append(f"  {label:8} ", style="dim")
                 text.append(clip(shown, width - 12) + "\n")
             errors = ex.get("errors") or []

@@ -162,7 +162,7 @@ def _compare_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="cep eval compare", description="Evaluations side by side with both baselines (default: all)."
     )
-    p.add_argument("ids", nargs="*", metavar="ID", help="evaluation ids or unique prefixes")
+    p.add_argument("ids", nargs="*", metavar="ID", help="evaluation ids, unique prefixes, short ids or names")
     p.add_argument("--json", action="store_true", help="machine output: JSON on stdout")
     return p
 
@@ -186,6 +186,9 @@ def _short_model(model: str) -> str:
     return model
 
 
+NAME_WIDTH = 24  # an evaluation's name in `compare`, so that its short id always shows beside it at 80 columns
+
+
 def compare(ns: argparse.Namespace) -> int:
     from cep_core.evaluation.store import get_evaluation, list_evaluations
 
@@ -205,7 +208,8 @@ def compare(ns: argparse.Namespace) -> int:
         return 0
     llm, small = baselines.LLM, baselines.SMALL_MODEL
     table = Table(title="evaluations against the baselines (✓ beats the LLM)", title_justify="left")
-    table.add_column("evaluation / model · CEP", overflow="fold")
+    # Name and short id on one line, never broken inside a word (an id folded mid-word is unreadable).
+    table.add_column("evaluation · id / model · CEP", overflow="ellipsis", ratio=1, min_width=20)
     for col in ("n", "structured F1", "toolcall F1", "format"):
         table.add_column(col, justify="right", no_wrap=True)
     table.add_row(
@@ -220,7 +224,9 @@ def compare(ns: argparse.Namespace) -> int:
         end_section=True,
     )
     for r in records:
-        label = Text(r.id)
+        name = r.name or r.id
+        label = Text(name if len(name) <= NAME_WIDTH else name[: NAME_WIDTH - 1] + "…", style="bold")
+        label.append(f" {r.short_id}", style="cyan")
         if r.state != "completed":
             label.append(f" ({r.state})", style="yellow" if r.state in ("running", "stopped") else "red")
         label.append(
