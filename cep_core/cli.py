@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "cep_core.commands.gpu",
     "cep_core.commands.train",
     "cep_core.commands.eval",
+    "cep_core.commands.runs",
 ]
 
 

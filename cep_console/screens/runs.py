@@ -210,10 +210,29 @@ class RunsScreen(ModeScreen):
             self.app.wake("runs")
 
     def action_stop(self) -> None:
+        """Ask first: a stop ends the job (a resume is a new attempt), and `s` is one key away from others."""
+        from cep_console.screens.confirm import ConfirmScreen
+
         row = self._selected_row()
-        if row is not None:
-            self.notify(f"Stopping {row.name} (it writes a checkpoint first)…")
-            self._job_action("stop", row.job_id)
+        if row is None:
+            return
+        if row.state not in ("running", "queued", "waiting"):
+            self.notify(f"{row.name} is {row.state}: nothing to stop.", severity="warning")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.notify(f"Stopping {row.name} (it writes a checkpoint first)…")
+                self._job_action("stop", row.job_id)
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Stop {row.name} ({row.job_id}) at step {row.step if row.step is not None else '-'}?\n"
+                "It gets SIGTERM, writes a checkpoint and ends as stopped; r resumes it later.",
+                yes="Stop",
+            ),
+            answered,
+        )
 
     def action_resume(self) -> None:
         row = self._selected_row()

@@ -186,7 +186,9 @@ def _short_model(model: str) -> str:
     return model
 
 
-NAME_WIDTH = 24  # an evaluation's name in `compare`, so that its short id always shows beside it at 80 columns
+NAME_WIDTH = (
+    24  # an evaluation's name in `compare`, so that its short id always shows beside it at 80 columns
+)
 
 
 def compare(ns: argparse.Namespace) -> int:
