@@ -8,6 +8,7 @@ SIGTERM, and ends with an `error` event of a known kind when anything goes wrong
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -149,7 +150,8 @@ def _train(paths: RunPaths, writer: ProgressWriter, stop: Any) -> int:
         **checkpointing_args(TrainingArguments, config.train.gradient_checkpointing),
         seed=config.train.seed,
         data_seed=config.train.seed,
-        report_to="none",
+        report_to=config.train.report_to or "none",
+        run_name=paths.root.name,  # the run's name in TensorBoard and W&B
         disable_tqdm=True,
         remove_unused_columns=False,
         dataloader_num_workers=0,
@@ -166,6 +168,11 @@ def _train(paths: RunPaths, writer: ProgressWriter, stop: Any) -> int:
         "device": device,
     }
     callback = ProgressCallback(writer, stop, start_fields, paths.checkpoints)
+    if "tensorboard" in config.train.report_to:
+        # Event files inside the run directory (`tensorboard --logdir CEP_HOME/runs` shows every run).
+        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(paths.root / "tensorboard"))
+    if "wandb" in config.train.report_to:
+        os.environ.setdefault("WANDB_PROJECT", "cep")
     trainer = Trainer(
         model=model,
         args=args,

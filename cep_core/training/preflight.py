@@ -233,6 +233,34 @@ def cpu_trainable(config: TrainConfig) -> str:
     return f"this {params / 1e6:,.0f}M-parameter model"
 
 
+# What each `train.report_to` target needs importable (any one of the modules), and how to get it.
+REPORT_PACKAGES = {
+    "tensorboard": (("tensorboard", "tensorboardX"), "pip install tensorboard"),
+    "wandb": (("wandb",), "pip install wandb, then `wandb login` (or WANDB_MODE=offline)"),
+}
+
+
+def check_report_to(config: TrainConfig) -> Check | None:
+    """The metric trackers asked for are installed (the Trainer would fail on its first step otherwise)."""
+    import importlib.util
+
+    targets = config.train.report_to
+    if not targets:
+        return None
+    missing = []
+    for target in targets:
+        modules, fix = REPORT_PACKAGES[target]
+        if not any(importlib.util.find_spec(m) is not None for m in modules):
+            missing.append(
+                f"train.report_to = {target!r} needs the {modules[0]} package, not installed here. "
+                f"Fix: {fix} (or `pip install -e '.[tracking]'`), or remove it from report_to"
+            )
+    if missing:
+        return Check("report_to", Status.FAIL, " ".join(missing))
+    where = {"tensorboard": "RUN_DIR/tensorboard", "wandb": "W&B"}
+    return Check("report_to", Status.OK, "metrics also go to " + ", ".join(where[t] for t in targets))
+
+
 def check_data(config: TrainConfig) -> tuple[Check, Any]:
     from cep_core.data.prepare import prepare
     from cep_core.prefix import NO_CEP, get_cep
@@ -318,6 +346,9 @@ def run_preflight(
     result.checks.append(data_check)
     result.footprint_bytes = estimate_footprint(config)
     result.checks.extend(check_gpu(config, result.footprint_bytes))
+    report = check_report_to(config)
+    if report is not None:
+        result.checks.append(report)
     from cep_core.state import runs_dir
 
     result.checks.append(check_disk(config, run_root or runs_dir(), result.footprint_bytes))
@@ -327,7 +358,7 @@ def run_preflight(
 def failure_kind(check: Check) -> str:
     """The error-event kind a failed check stands for."""
     name = check.name
-    if name == "config" or name == "disk":
+    if name in ("config", "disk", "report_to"):
         return "config"
     if name == "model":
         return "model_access"
