@@ -317,6 +317,11 @@ def test_report_to_tensorboard_writes_the_runs_metrics_beside_progress(tmp_path)
     logged = [(e.step, round(e.value, 4)) for e in acc.Scalars("train/loss")]
     steps = [(e["step"], round(e["loss"], 4)) for e in runs.read_progress(paths.root) if e["event"] == "step"]
     assert logged == steps and len(logged) == 4
+    # The Trainer's log lines in stdout.log are JSON, numbers as numbers (its own printer wrote Python reprs).
+    log = paths.stdout_log.read_text()
+    printed = [json.loads(line) for line in log.splitlines() if line.startswith('{"step"')]
+    assert [(x["step"], round(x["loss"], 4)) for x in printed if "loss" in x] == steps
+    assert "{'loss'" not in log
     report = next(e for e in runs.read_progress(paths.root) if e["event"] == "preflight")["checks"]
     assert {"name": "report_to", "status": "ok", "detail": "metrics also go to RUN_DIR/tensorboard"} in report
 

@@ -88,9 +88,10 @@ def _train(paths: RunPaths, writer: ProgressWriter, stop: Any) -> int:
     prepared = pre.prepared
 
     from transformers import Trainer, TrainingArguments
+    from transformers.trainer_callback import PrinterCallback
 
     from cep_core.prefix import NO_CEP, get_cep
-    from cep_core.training.callbacks import ProgressCallback
+    from cep_core.training.callbacks import JsonLogPrinter, ProgressCallback
     from cep_core.training.checkpoints import find_resume_checkpoint
     from cep_core.training.dataset import make_collator, tokenize_examples, use_packing
     from cep_core.training.model import apply_lora, load_base, resolve_device, use_bf16
@@ -179,8 +180,9 @@ def _train(paths: RunPaths, writer: ProgressWriter, stop: Any) -> int:
         train_dataset=features,
         data_collator=make_collator(tokenizer, packing),
         processing_class=tokenizer,
-        callbacks=[callback],
+        callbacks=[callback, JsonLogPrinter()],
     )
+    trainer.remove_callback(PrinterCallback)  # JsonLogPrinter prints the same logs as JSON
     meta = {
         "run_id": paths.root.name,
         "model": config.model,
