@@ -295,6 +295,12 @@ class CepConsole(App):
         yield SystemCommand("Help", "Every key and its binding id", self.action_help)
         commands = [
             (
+                "gpus",
+                "history",
+                "GPU history",
+                "Utilisation, memory, temperature and power over time, charted",
+            ),
+            (
                 "runs",
                 "launch",
                 "Launch a run",
@@ -309,6 +315,21 @@ class CepConsole(App):
             ("runs", "stop", "Stop the selected run", "SIGTERM: the job checkpoints and ends as stopped"),
             ("runs", "resume", "Resume the selected run", "A new attempt from its newest checkpoint"),
             ("runs", "evals", "Evaluations of the selected run", "Show the Evals screen for this run"),
+            (
+                "runs",
+                "evaluate",
+                "Evaluate the selected run",
+                "An evaluation job of its adapter (or its base): CEP, eval sets, sample sizes",
+            ),
+            ("runs", "mark", "Mark a run", "Mark or unmark the selected run for comparing"),
+            ("runs", "compare", "Compare marked runs", "Loss curves on one chart, key figures side by side"),
+            ("runs", "log_scale", "Loss axis: log or linear", "Switch the loss chart's y axis"),
+            (
+                "evals",
+                "evaluate",
+                "Evaluate a model",
+                "An evaluation job of a model folder or Hub id (with an optional adapter)",
+            ),
             ("evals", "compare", "Compare marked evaluations", "Side by side, against both baselines"),
             ("evals", "mark", "Mark an evaluation", "Mark or unmark the selected evaluation for comparing"),
             ("traces", "search", "Search traces", "Full-text search of queries, responses and errors"),

@@ -71,27 +71,22 @@ def _run_parser() -> argparse.ArgumentParser:
 
 
 def run_config(ns: argparse.Namespace) -> int:
-    from cep_core.evaluation.config import load_eval_config, to_toml
-    from cep_core.runs import create_run_dir
+    from cep_core.evaluation.config import load_eval_config
+    from cep_core.evaluation.launch import prepare_run, start_evaluation
 
     config = load_eval_config(ns.config)
     if ns.name:
         config.name = ns.name
-    paths = create_run_dir(config.name)
-    # The resolved config: every relative path made absolute, so the job reads it from anywhere.
-    paths.run_toml.write_text(to_toml(config), encoding="utf-8")
-    if ns.detach:
-        from cep_core.jobs.manager import JobManager
-
-        job = JobManager().start_run(paths.root, kind="eval", backend=ns.job_backend, name=config.name)
+    if ns.detach:  # the path the console's evaluation form takes too
+        job = start_evaluation(config, backend=ns.job_backend)
         if ns.json:
-            print_json({"job_id": job.id, "run_dir": str(paths.root), "state": job.state})
+            print_json({"job_id": job.id, "run_dir": job.run_dir, "state": job.state})
         else:
             stdout_console().print(
-                f"started evaluation job {job.id} in {paths.root} (cep jobs show {job.id})"
+                f"started evaluation job {job.id} in {job.run_dir} (cep jobs show {job.id})"
             )
         return 0
-    return _foreground(paths.root, ns.json)
+    return _foreground(prepare_run(config), ns.json)
 
 
 def _foreground(run_dir: Any, as_json: bool) -> int:
