@@ -18,6 +18,7 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.scrollbar import ScrollBar, ScrollBarRender
 from textual.signal import Signal
 from textual.worker import get_current_worker
 
@@ -25,6 +26,15 @@ from cep_console.messages import ActionDone, GpuUpdated, RunsUpdated, TracesUpda
 from cep_console.options import ConsoleOptions
 
 MODE_TITLES = {"gpus": "GPUs", "runs": "Runs", "evals": "Evals", "traces": "Traces"}
+
+
+class WholeCellScrollBar(ScrollBarRender):
+    """Scrollbar thumbs in whole cells. Textual ends a thumb with half-block glyphs (`▁…▇`, `▉…▏`) for sub-cell
+    precision; where the thumb's colour is lost (256-colour tmux, a plain-text capture) those glyphs stood
+    alone at the right edge of the log and the tables, as stray `▅▅`."""
+
+    VERTICAL_BARS = [" "] * 8
+    HORIZONTAL_BARS = [" "] * 8
 
 
 def _screen(mode: str) -> Screen:
@@ -71,6 +81,7 @@ class CepConsole(App):
     ):
         """`options`, or a `request` (resolve_options' arguments) resolved right after the first frame."""
         super().__init__()
+        ScrollBar.renderer = WholeCellScrollBar  # Textual's documented hook, for every scrollbar of the app
         self.options: ConsoleOptions = options  # type: ignore[assignment]  # set by _ensure_options otherwise
         self.request = request or {}
         self.feeds_enabled = feeds

@@ -153,7 +153,7 @@ class EvalsScreen(ModeScreen):
         self.marked: list[str] = []
         self.run_filter: str | None = None
         self.signature: tuple[Any, ...] | None = None  # the evaluations cep.db had at the last load
-        self.shown: str | None = None  # the evaluation whose worst examples are on screen
+        self.shown: tuple[str, str] | None = None  # (id, state) of the evaluation whose examples are shown
 
     def show_state(self, state: Any) -> None:
         """A job poll: reload when cep.db's evaluations changed since the list was read."""
@@ -242,7 +242,7 @@ class EvalsScreen(ModeScreen):
         else:
             table.move_cursor(row=min(max(cursor, 0), len(rows) - 1))
             current = rows[table.cursor_row]
-            if self.shown != current.id:
+            if self.shown != (current.id, current.state):  # another one, or it has ended since
                 self._load_worst(current)
 
     @on(DataTable.RowHighlighted, "#evals")
@@ -258,7 +258,7 @@ class EvalsScreen(ModeScreen):
     def _show_worst(self, row: EvalRow, examples: dict[str, list[dict[str, Any]]]) -> None:
         if row.id not in self.rows:  # the list changed while the examples were read
             return
-        self.shown = row.id
+        self.shown = (row.id, row.state)
         header = Text(
             f"{row.name} · {row.id} · model {row.model} · adapter {row.adapter} · CEP {row.cep_variant}\n",
             style="bold",
