@@ -10,8 +10,8 @@ import pytest
 from cep_core import bfcl
 from cep_core.data.prepare import prepare
 from cep_core.errors import InputError
-from cep_core.evaluation.config import SetSpec, eval_config_from_dict, load_eval_config, to_toml
 from cep_core.evaluation import sets
+from cep_core.evaluation.config import SetSpec, eval_config_from_dict, load_eval_config, to_toml
 from cep_core.evaluation.sets import load_set, load_sets, sample_examples
 from cep_core.toolprompt import render_tools_prompt, to_json_schema
 

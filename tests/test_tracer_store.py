@@ -255,7 +255,6 @@ def test_fts_follows_updates_and_deletes(tmp_path):
     store.conn.execute("INSERT INTO traces_fts(traces_fts) VALUES('integrity-check')")
 
 
-
 def _sqlite_utils_search(db: Path, word: str) -> subprocess.CompletedProcess:
     """The sqlite-utils command a user would type (`sqlite-utils search traces.db traces WORD`)."""
     tool = Path(sys.executable).with_name("sqlite-utils")
@@ -301,6 +300,7 @@ def test_a_store_made_with_the_old_index_spelling_is_migrated(tmp_path):
     store.conn.execute("INSERT INTO traces_fts(traces_fts) VALUES('integrity-check')")
     store.close()
     assert _sqlite_utils_search(path, "Paris").stdout.splitlines() == ["user_query", "Weather in Paris?"]
+
 
 def test_migrations_are_recorded_once_and_wal_is_on(tmp_path):
     TraceStore(tmp_path / "t.db").close()

@@ -165,7 +165,9 @@ def _model_folder(path: Path, weight_bytes: int = 0, index_total: int = 0) -> Pa
     with (path / "model.safetensors").open("wb") as handle:
         handle.truncate(weight_bytes or 16)
     if index_total:
-        (path / "model.safetensors.index.json").write_text(json.dumps({"metadata": {"total_size": index_total}}))
+        (path / "model.safetensors.index.json").write_text(
+            json.dumps({"metadata": {"total_size": index_total}})
+        )
     return path
 
 
