@@ -89,6 +89,12 @@ def test_summaries_read_settings_losses_and_the_runs_evaluations(two_runs):
     (point,) = curve.evals
     assert point.step is None and point.label() == "tool F1 0.62"
     assert resolve_run(a.name[:-2], home) == a and resolve_run(str(b), home) == b
+    from cep_core.jobs.backend import LaunchSpec
+    from cep_core.jobs.registry import Registry
+
+    spec = LaunchSpec(job_id="j-compare-1", kind="train", run_dir=a, command=["true"], name="wide")
+    Registry(home).create(spec, "local")
+    assert resolve_run("j-compare-1", home) == a  # a job id, as `cep jobs list` shows it
 
 
 def test_cep_runs_compare_prints_both_runs_and_one_chart(two_runs):
