@@ -8,7 +8,6 @@ its adapter from the console with the hf backend on held-out rows of its own dat
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import pytest
 from conftest import HEALTHY, make_options, run_evaluation, start_step_run, wait_for, wait_job
@@ -166,4 +165,3 @@ async def test_v_on_a_trained_run_evaluates_its_adapter_and_evals_shows_the_resu
         assert row.state == "completed" and row.n == 3 and row.cep_variant == "compact"
         assert row.model == "builtin:tiny" and row.adapter.endswith("/adapter")
         await wait_for(pilot, lambda: "Worst " in screen_text(app), what="its examples")
-    assert sys.modules.get("torch") is None  # the console's process never loaded the ML stack

@@ -28,6 +28,8 @@ async def test_the_override_is_never_pre_ticked_and_never_carries_over(home):
         await pilot.press("ctrl+k")
         await wait_for(pilot, lambda: bool(form.checks), timeout=90, what="the pre-flight")
         assert override.value is False  # a new pre-flight: a new decision about its warnings
+        assert any(c.name.startswith("gpu") for c in form.checks), form.checks
+        await pilot.pause(0.3)  # the checks' text is drawn on the next refresh
         text = screen_text(app)
         assert (
             "The gpu checks are of this machine; the GPU screen shows a REPLAY of healthy-8x-h100.json"
