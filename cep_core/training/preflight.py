@@ -235,8 +235,8 @@ def cpu_trainable(config: TrainConfig) -> str:
 
 # What each `train.report_to` target needs importable (any one of the modules), and how to get it.
 REPORT_PACKAGES = {
-    "tensorboard": (("tensorboard", "tensorboardX"), "pip install tensorboard"),
-    "wandb": (("wandb",), "pip install wandb, then `wandb login` (or WANDB_MODE=offline)"),
+    "tensorboard": (("tensorboard", "tensorboardX"), ""),
+    "wandb": (("wandb",), ", then `wandb login` (or WANDB_MODE=offline)"),
 }
 
 
@@ -249,11 +249,11 @@ def check_report_to(config: TrainConfig) -> Check | None:
         return None
     missing = []
     for target in targets:
-        modules, fix = REPORT_PACKAGES[target]
+        modules, then = REPORT_PACKAGES[target]
         if not any(importlib.util.find_spec(m) is not None for m in modules):
             missing.append(
-                f"train.report_to = {target!r} needs the {modules[0]} package, not installed here. "
-                f"Fix: {fix} (or `pip install -e '.[tracking]'`), or remove it from report_to"
+                f"train.report_to = {target!r} needs the {modules[0]} package, not installed here. Fix: "
+                f"`pip install {modules[0]}` (or `pip install -e '.[tracking]'`){then}; or remove it from report_to."
             )
     if missing:
         return Check("report_to", Status.FAIL, " ".join(missing))
