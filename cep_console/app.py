@@ -19,6 +19,7 @@ from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+from textual.scrollbar import ScrollBar, ScrollBarRender
 from textual.signal import Signal
 from textual.worker import get_current_worker
 
@@ -26,6 +27,15 @@ from cep_console.messages import ActionDone, GpuUpdated, RunsUpdated, TracesUpda
 from cep_console.options import ConsoleOptions
 
 MODE_TITLES = {"gpus": "GPUs", "runs": "Runs", "evals": "Evals", "traces": "Traces"}
+
+
+class WholeCellScrollBar(ScrollBarRender):
+    """Scrollbar thumbs in whole cells. Textual ends a thumb with half-block glyphs (`▁…▇`, `▉…▏`) for sub-cell
+    precision; where the thumb's colour is lost (256-colour tmux, a plain-text capture) those glyphs stood
+    alone at the right edge of the log and the tables, as stray `▅▅`."""
+
+    VERTICAL_BARS = [" "] * 8
+    HORIZONTAL_BARS = [" "] * 8
 
 
 def _screen(mode: str) -> Screen:
@@ -72,6 +82,7 @@ class CepConsole(App):
     ):
         """`options`, or a `request` (resolve_options' arguments) resolved right after the first frame."""
         super().__init__()
+        ScrollBar.renderer = WholeCellScrollBar  # Textual's documented hook, for every scrollbar of the app
         self.options: ConsoleOptions = options  # type: ignore[assignment]  # set by _ensure_options otherwise
         self.request = request or {}
         self.feeds_enabled = feeds
@@ -323,6 +334,12 @@ class CepConsole(App):
         yield SystemCommand("Help", "Every key and its binding id", self.action_help)
         commands = [
             (
+                "gpus",
+                "history",
+                "GPU history",
+                "Utilisation, memory, temperature and power over time, charted",
+            ),
+            (
                 "runs",
                 "launch",
                 "Launch a run",
@@ -337,6 +354,21 @@ class CepConsole(App):
             ("runs", "stop", "Stop the selected run", "SIGTERM: the job checkpoints and ends as stopped"),
             ("runs", "resume", "Resume the selected run", "A new attempt from its newest checkpoint"),
             ("runs", "evals", "Evaluations of the selected run", "Show the Evals screen for this run"),
+            (
+                "runs",
+                "evaluate",
+                "Evaluate the selected run",
+                "An evaluation job of its adapter (or its base): CEP, eval sets, sample sizes",
+            ),
+            ("runs", "mark", "Mark a run", "Mark or unmark the selected run for comparing"),
+            ("runs", "compare", "Compare marked runs", "Loss curves on one chart, key figures side by side"),
+            ("runs", "log_scale", "Loss axis: log or linear", "Switch the loss chart's y axis"),
+            (
+                "evals",
+                "evaluate",
+                "Evaluate a model",
+                "An evaluation job of a model folder or Hub id (with an optional adapter)",
+            ),
             ("evals", "compare", "Compare marked evaluations", "Side by side, against both baselines"),
             ("evals", "mark", "Mark an evaluation", "Mark or unmark the selected evaluation for comparing"),
             ("traces", "search", "Search traces", "Full-text search of queries, responses and errors"),
@@ -350,10 +382,24 @@ class CepConsole(App):
             yield SystemCommand(title, help_text, lambda m=mode, a=action: self.run_screen_action(m, a))
 
 
+class _Version(argparse.Action):
+    """`--version`: reads cep_core's version only when asked (importing cep_core costs the first frame ~80 ms)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any) -> None:
+        from cep_core import __version__
+
+        print(f"cep-console {__version__}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="cep-console", description="The CEP operations console (Textual, over SSH)."
     )
+    p.add_argument("--version", action=_Version, help="print the version and exit")
     p.add_argument(
         "--home", metavar="DIR", help="CEP_HOME to show (default: $CEP_HOME or ~/.local/share/cep)"
     )

@@ -72,6 +72,7 @@ class EvalRow:
     n: Any
     figures: dict[str, Any]
     errors: Counter[str] = field(default_factory=Counter)
+    state: str = ""  # running, completed, stopped, failed, crashed
 
     def matches_run(self, run_name: str) -> bool:
         hay = " ".join(
@@ -132,6 +133,7 @@ def load_evaluations(home: Path) -> EvalsState:
                 n=value(rec, "n"),
                 figures={h: value(rec, h) for h in HEADLINES},
                 errors=error_counts(results),
+                state=str(value(rec, "state") or ""),
             )
         )
     if not rows:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -77,3 +78,10 @@ def clip(text: str, width: int) -> str:
     """One line of at most `width` cells, with an ellipsis when cut."""
     text = " ".join(text.split())
     return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def as_json(value: Any) -> str:
+    """A value as a user reads it: text as it is, anything else as JSON (never a Python repr: `'a': True`)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)

@@ -17,7 +17,12 @@ from cep_core.gpu.kernel_log import XidEvent
 from cep_core.gpu.sample import Sampler
 
 METRICS = ("util", "mem", "temp", "power")
-HISTORY = 60  # samples kept per metric and GPU (one a second: the last minute)
+HISTORY = 60  # samples kept per metric and GPU for the cards' sparklines (one a second: the last minute)
+SERIES = 600  # samples kept per GPU for the history charts (`h` on the GPU screen): ten minutes
+# The history charts' series, in the units a user reads: sample time, util %, memory GiB, °C, W; and the
+# latest limits each is drawn against.
+SERIES_KEYS = ("t", "util", "mem_gib", "temp_c", "power_w")
+LIMIT_KEYS = ("mem_total_gib", "temp_slowdown_c", "power_limit_w")
 
 
 @dataclass(slots=True)
@@ -29,6 +34,9 @@ class GpuState:
     new_events: list[XidEvent] = field(default_factory=list)
     kernel_log_note: str = ""  # why the kernel log could not be read, when it could not
     source: str = "nvml"
+    # Per GPU: SERIES_KEYS -> values over the last SERIES samples, LIMIT_KEYS -> the latest limit (or None).
+    series: dict[int, dict[str, Any]] = field(default_factory=dict)
+    names: dict[int, str] = field(default_factory=dict)
 
 
 def metric_values(gpu: Any) -> dict[str, float | None]:
@@ -45,6 +53,23 @@ def metric_values(gpu: Any) -> dict[str, float | None]:
         "mem": 100 * used / total if used is not None and total else None,
         "temp": 100 * temp / (slow or 90.0) if temp is not None else None,
         "power": 100 * power / limit if power is not None and limit else None,
+    }
+
+
+def series_values(gpu: Any) -> dict[str, float | None]:
+    """One sample of the history charts' series, in their units (None where the GPU does not report it)."""
+
+    def num(v: Any, scale: float = 1.0) -> float | None:
+        return float(v) / scale if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+    return {
+        "util": num(gpu.util_gpu),
+        "mem_gib": num(gpu.mem_used, 1024**3),
+        "temp_c": num(gpu.temperature),
+        "power_w": num(gpu.power_w),
+        "mem_total_gib": num(gpu.mem_total, 1024**3),
+        "temp_slowdown_c": num(gpu.temp_slowdown),
+        "power_limit_w": num(gpu.power_limit_w),
     }
 
 
@@ -80,6 +105,9 @@ class GpuFeed:
         self.sampler = Sampler(self.source)
         self._history: dict[int, dict[str, collections.deque[float]]] = {}
         self._maxlen = history
+        self._series: dict[int, dict[str, collections.deque[float | None]]] = {}
+        self._limits: dict[int, dict[str, float | None]] = {}
+        self._names: dict[int, str] = {}
         self._seen: set[str] | None = None  # event keys shown already; None before the first poll
         self._events: list[XidEvent] = []
         self._events_at = 0.0
@@ -148,6 +176,17 @@ class GpuFeed:
             for name, value in metric_values(gpu).items():
                 if value is not None:
                     hist[name].append(value)
+            if gpu.error:
+                continue  # a lost GPU's gap shows as the series ending
+            values = series_values(gpu)
+            series = self._series.setdefault(
+                gpu.index, {k: collections.deque(maxlen=SERIES) for k in SERIES_KEYS}
+            )
+            series["t"].append(sample.ts)
+            for key in SERIES_KEYS[1:]:
+                series[key].append(values[key])
+            self._limits[gpu.index] = {k: values[k] for k in LIMIT_KEYS}
+            self._names[gpu.index] = str(gpu.name)
         keys = {event_key(ev): ev for ev in events}
         if self._seen is None:
             new: list[XidEvent] = []
@@ -162,4 +201,9 @@ class GpuFeed:
             new_events=new,
             kernel_log_note=self.kernel_log_note,
             source=sample.source,
+            series={
+                i: {**{k: list(d) for k, d in series.items()}, **self._limits.get(i, {})}
+                for i, series in self._series.items()
+            },
+            names=dict(self._names),
         )

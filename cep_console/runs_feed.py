@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from cep_core.jobs.progress import run_progress
-from cep_core.runs import iter_progress
 
 NOTIFY_STATES = {"crashed": "error", "failed": "error", "succeeded": "information", "waiting": "warning"}
 
@@ -90,15 +89,9 @@ class RunsState:
     changes: list[tuple[RunRow, str]]  # (row, previous state) for jobs that moved to a state worth a notice
     decisions: list[Any]  # the supervisor's decisions of this tick
     error: str = ""  # why the jobs cannot be read (cep.db is not a database …); rows are then empty
-
-
-def loss_curve(run_dir: str | Path, limit: int = 400) -> list[float]:
-    """The `loss` of each step event (the last `limit`), in order; the sparkline of the selected run."""
-    out: list[float] = []
-    for ev in iter_progress(run_dir):
-        if ev["event"] == "step" and isinstance(ev.get("loss"), int | float):
-            out.append(float(ev["loss"]))
-    return out[-limit:]
+    evals_signature: tuple[
+        Any, ...
+    ] = ()  # changes when an evaluation starts or ends (the Evals screen reloads)
 
 
 class RunsFeed:
@@ -154,7 +147,20 @@ class RunsFeed:
                 if before is not None and before != row.state and row.state in NOTIFY_STATES:
                     changes.append((row, before))
         self._states = {r.job_id: r.state for r in rows}
-        return RunsState(rows=rows, changes=changes, decisions=decisions)
+        return RunsState(
+            rows=rows, changes=changes, decisions=decisions, evals_signature=self.evals_signature()
+        )
+
+    def evals_signature(self) -> tuple[Any, ...]:
+        """How many evaluations cep.db has and when the last one started and ended: one cheap query a poll, so
+        the Evals screen reloads when an evaluation finishes instead of staying stale until it is left."""
+        try:
+            row = self.manager.registry.db.execute(
+                "SELECT count(*), max(created), max(finished), sum(state = 'running') FROM evaluations"
+            ).fetchone()
+        except Exception:  # noqa: BLE001 — no table yet (an old home), or a locked database: no signal
+            return ()
+        return tuple(row)
 
     def stop(self, job_id: str) -> Any:
         return self.manager.stop(job_id, grace_s=20.0)

@@ -12,6 +12,7 @@ import os
 import sys
 
 from cep_core import __version__
+from cep_core.commands import HOME_HELP, add_home_option, use_home
 from cep_core.errors import CepError
 
 COMMAND_MODULES = [
@@ -26,6 +27,7 @@ COMMAND_MODULES = [
     "cep_core.commands.export",
     "cep_core.commands.serve",
     "cep_core.commands.models",
+    "cep_core.commands.runs",
 ]
 
 
@@ -35,13 +37,24 @@ def build_parser() -> argparse.ArgumentParser:
         description="CEP Console engine: train, evaluate and watch small models that emit clean tool calls.",
     )
     parser.add_argument("--version", action="version", version=f"cep {__version__}")
-    parser.add_argument(
-        "--home", metavar="DIR", help="state directory (default: $CEP_HOME, else ~/.local/share/cep)"
-    )
+    parser.add_argument("--home", metavar="DIR", help=HOME_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    add_home_everywhere(parser)
     return parser
+
+
+def add_home_everywhere(parser: argparse.ArgumentParser) -> None:
+    """`--home DIR` after any subcommand too (`cep traces stats --home DIR`), as users type it. SUPPRESS as the
+    default: a subcommand's parser leaves `home` alone unless it was given there."""
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            continue
+        for child in set(action.choices.values()):
+            if not any("--home" in a.option_strings for a in child._actions):
+                add_home_option(child)
+            add_home_everywhere(child)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,8 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.home:
-        # Through the environment, so jobs started from here see the same home.
-        os.environ["CEP_HOME"] = os.path.abspath(os.path.expanduser(args.home))
+        use_home(args.home)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()

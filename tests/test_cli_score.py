@@ -63,6 +63,9 @@ def test_score_demo_toolcall_writes_results_and_examples(tmp_path):
     ):
         assert key in results
     assert results["n"] == 12
+    assert (
+        results["schema_version"] == 2 and results["versions"]["cep"] and results["created_at"].endswith("Z")
+    )
     examples = [json.loads(line) for line in (out / "examples.jsonl").read_text().splitlines()]
     assert len(examples) == 12
     first = examples[0]

@@ -3,6 +3,7 @@ store API the console uses, `cep eval compare/show`, failures, and a real job th
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -78,6 +79,19 @@ def test_cep_eval_writes_files_events_and_a_row(home, tmp_path, capsys):
             figures["f1"]["macro"] - figures["baseline"]["llm"]
         )
     assert "argument_f1" in results["tracks"]["toolcall"]
+    # What made it and when: versions read from the installed packages, a schema version, ISO times (UTC).
+    from importlib import metadata
+
+    import cep_core
+
+    assert results["schema_version"] == 2
+    versions = results["versions"]
+    assert versions["cep"] == cep_core.__version__
+    for package in ("torch", "transformers", "peft"):
+        assert versions[package] == metadata.version(package)
+    for key in ("created", "finished"):
+        stamp = dt.datetime.strptime(results[f"{key}_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+        assert abs(stamp.timestamp() - results[key]) < 1
     # The sample predictions are those `cep score` scores: the same figures through both paths.
     assert (
         cep(
@@ -171,6 +185,27 @@ def test_compare_lists_newest_first_and_marks_what_beats_the_bar(home, tmp_path,
     assert text.count("✓") < capsys.readouterr().out.count("✓")
 
 
+def test_compare_shows_name_and_short_id_unbroken_at_80_columns(home, tmp_path, capsys, monkeypatch):
+    """Ids were folded mid-word (`20261125-203819-r2-fal` / `se-6761`); the row shows the name and the id's
+    short tail on one line, and the short id is accepted wherever an id is."""
+    monkeypatch.setenv("COLUMNS", "80")
+    name = "a-rather-long-evaluation-name-for-a-narrow-terminal"
+    cep(["eval", str(write_config(tmp_path / "a.toml", name=name)), "--json"])
+    capsys.readouterr()
+    (record,) = store.list_evaluations(home)
+    assert cep(["eval", "compare"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    row = next(line for line in lines if "a-rather-long" in line)
+    assert max(len(line) for line in lines) <= 80
+    assert f"a-rather-long-evaluatio… {record.short_id} " in row
+    assert not any(record.id[:15] in line for line in lines)  # no date-stamped id to fold
+    short = next(line for line in lines if record.short_id in line)
+    assert short == row
+    assert store.get_evaluation(record.short_id).id == record.id
+    assert cep(["eval", "show", record.short_id, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["evaluation"]["id"] == record.id
+
+
 def test_show_prints_the_worst_examples(home, tmp_path, capsys):
     cep(["eval", str(write_config(tmp_path / "eval.toml")), "--json"])
     capsys.readouterr()
@@ -188,8 +223,34 @@ def test_show_prints_the_worst_examples(home, tmp_path, capsys):
     assert "no evaluation 'no-such-eval'" in capsys.readouterr().err
 
 
-def test_a_bad_config_fails_with_a_config_error_event(home, tmp_path, shared_data, monkeypatch):
-    monkeypatch.setenv("CEP_BFCL_DIR", str(shared_data / "bfcl"))
+def test_cep_eval_scores_bfcl_sets_on_a_clone_without_shared_data(home, tmp_path, monkeypatch, capsys):
+    """A user's clone: no ../shared (CEP_SHARED_DATA names an empty folder), no CEP_BFCL_DIR; the BFCL files
+    come from the bfcl-eval package `make` installs. Gold outputs of the first entries score 1."""
+    from cep_core import bfcl
+    from cep_core.evaluation.sets import bfcl_package_data
+    from cep_core.toolcalls import render_target
+
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("CEP_SHARED_DATA", str(tmp_path / "empty"))
+    monkeypatch.delenv("CEP_BFCL_DIR", raising=False)
+    entries = bfcl.load_bfcl(bfcl_package_data() / "BFCL_v4_simple_python.json")[:400]
+    preds = tmp_path / "gold.jsonl"
+    preds.write_text(
+        "".join(json.dumps({"id": e.id, "output": render_target(bfcl.gold_calls(e))}) + "\n" for e in entries)
+    )
+    config = tmp_path / "bfcl.toml"
+    config.write_text(
+        'name = "clone"\nbackend = "predictions"\n[[sets]]\nsource = "bfcl:simple_python"\nsample = 8\n'
+        f'[predictions]\npath = "{preds}"\n'
+    )
+    assert cep(["eval", str(config), "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    figures = results["tracks"]["toolcall"]
+    assert figures["n"] == 8 and figures["f1"]["macro"] == 1.0
+    assert results["data_spec"][0]["data_dir"].endswith("bfcl_eval/data")
+
+
+def test_a_bad_config_fails_with_a_config_error_event(home, tmp_path, monkeypatch):
     (tmp_path / "p.jsonl").write_text("")
     path = tmp_path / "bad.toml"
     path.write_text(

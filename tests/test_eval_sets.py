@@ -10,6 +10,7 @@ import pytest
 from cep_core import bfcl
 from cep_core.data.prepare import prepare
 from cep_core.errors import InputError
+from cep_core.evaluation import sets
 from cep_core.evaluation.config import SetSpec, eval_config_from_dict, load_eval_config, to_toml
 from cep_core.evaluation.sets import load_set, load_sets, sample_examples
 from cep_core.toolprompt import render_tools_prompt, to_json_schema
@@ -18,9 +19,67 @@ SAMPLES = Path(__file__).resolve().parents[1] / "cep_core" / "samples"
 
 
 @pytest.fixture
-def bfcl_dir(shared_data, monkeypatch):
-    monkeypatch.setenv("CEP_BFCL_DIR", str(shared_data / "bfcl"))
-    return shared_data / "bfcl"
+def bfcl_dir(monkeypatch):
+    """The default BFCL source (the bfcl-eval package's copy that `make` installs), as a user's clone has it."""
+    monkeypatch.delenv("CEP_BFCL_DIR", raising=False)
+    return sets.bfcl_dir()
+
+
+@pytest.fixture
+def no_shared_data(tmp_path, monkeypatch):
+    """A clone without ../shared: CEP_SHARED_DATA names an empty folder, and no CEP_BFCL_DIR."""
+    empty = tmp_path / "no-shared"
+    empty.mkdir()
+    monkeypatch.setenv("CEP_SHARED_DATA", str(empty))
+    monkeypatch.delenv("CEP_BFCL_DIR", raising=False)
+    return empty
+
+
+def test_bfcl_sets_load_without_shared_data_from_the_bfcl_eval_package(no_shared_data):
+    from cep_core.data.sources import shared_data_dir
+
+    assert shared_data_dir() == no_shared_data.resolve()
+    loaded = load_set(SetSpec("bfcl:simple_python,irrelevance", sample=6))
+    assert len(loaded.examples) == 6 and loaded.available == 400 + 240
+    where = Path(loaded.describe()["data_dir"])
+    assert where.parts[-2:] == ("bfcl_eval", "data") and (where / "possible_answer").is_dir()
+    everything = {ex.category for ex in load_set(SetSpec("bfcl:all", sample=40)).examples}
+    assert everything == set(bfcl.ANSWER_CATEGORIES) | set(bfcl.NO_ANSWER_CATEGORIES)
+    with pytest.raises(InputError) as err:
+        load_set(SetSpec("bfcl:multi_turn_base"))
+    assert "BFCL's own harness" in str(err.value) and "simple_python" in str(err.value)
+
+
+def test_without_any_bfcl_data_the_error_says_what_to_install(no_shared_data, monkeypatch):
+    monkeypatch.setattr(sets, "bfcl_package_data", lambda: None)
+    with pytest.raises(InputError) as err:
+        load_set(SetSpec("bfcl:simple_python"))
+    assert f"pip install --no-deps {sets.BFCL_EVAL_REQUIREMENT}" in str(err.value)
+    assert "CEP_BFCL_DIR" in str(err.value)
+
+
+def test_the_makefile_installs_the_bfcl_eval_version_the_error_names():
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    assert f"--no-deps {sets.BFCL_EVAL_REQUIREMENT}" in makefile
+
+
+def test_the_package_copy_and_the_shared_copy_give_the_same_sets(shared_data, monkeypatch):
+    """Where both exist, every BFCL file of ../shared/data is byte-identical to the leaderboard's own copy, and
+    a set loads the same examples from either."""
+    shared = shared_data / "bfcl"
+    packaged = sets.bfcl_package_data()
+    files = sorted(shared.glob("BFCL_v4_*.json")) + sorted((shared / "possible_answer").glob("*.json"))
+    assert len(files) == 19
+    for path in files:
+        assert path.read_bytes() == (packaged / path.relative_to(shared)).read_bytes(), path.name
+    spec = SetSpec("bfcl:all", sample=50, seed=4)
+    monkeypatch.setenv("CEP_BFCL_DIR", str(shared))
+    from_shared = load_set(spec).examples
+    monkeypatch.delenv("CEP_BFCL_DIR")
+    from_package = load_set(spec).examples
+    assert [(e.id, e.messages, e.answers) for e in from_shared] == [
+        (e.id, e.messages, e.answers) for e in from_package
+    ]
 
 
 def test_bfcl_set_keeps_each_categorys_rule_and_renders_tools_into_the_system_prompt(bfcl_dir):

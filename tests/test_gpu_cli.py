@@ -136,7 +136,7 @@ def test_check_with_replay(tmp_path):
         str(DATA / "healthy-8x-h100.json"),
         "--need-gb",
         "20",
-        "--gpus",
+        "--devices",
         "4,5",
         "--json",
         home=tmp_path,
@@ -152,12 +152,28 @@ def test_check_with_replay(tmp_path):
         "--need-gb",
         "40",
         "--gpus",
-        "0",
+        "1",
         home=tmp_path,
     )
-    assert r.returncode == 2 and "pid 41230" in r.stdout
-    r = cep("gpu", "check", "--replay", str(DATA / "healthy-8x-h100.json"), "--gpus", "a,b", home=tmp_path)
-    assert r.returncode == 2 and "--gpus" in r.stderr
+    assert r.returncode == 2 and "pid 41230" in r.stdout  # GPU 0 is busy
+    r = cep("gpu", "check", "--replay", str(DATA / "healthy-8x-h100.json"), "--devices", "a,b", home=tmp_path)
+    assert r.returncode == 2 and "--devices takes comma-separated GPU indices" in r.stderr
+
+
+def test_gpus_is_a_count_in_every_command(tmp_path):
+    """`--gpus N` means how many GPUs (0..N-1) wherever it appears; a list of indices is --devices."""
+    replay = str(DATA / "healthy-8x-h100.json")
+    r = cep("gpu", "check", "--replay", replay, "--gpus", "3", "--json", home=tmp_path)
+    names = [c["name"] for c in json.loads(r.stdout)["checks"]]
+    assert [n for n in names if n.endswith(".health")] == ["gpu.0.health", "gpu.1.health", "gpu.2.health"]
+    for argv in (
+        ("gpu", "check", "--replay", replay, "--gpus", "0,1"),
+        ("jobs", "start", "x.toml", "--gpus", "0,1"),
+        ("traces", "retrain", "a/b", "--gpus", "0,1"),
+    ):
+        r = cep(*argv, home=tmp_path)
+        assert r.returncode == 2
+        assert "--gpus takes a number of GPUs, got '0,1' (it is a count; to pick GPUs by index:" in r.stderr
 
 
 def test_watch_plays_the_fall_off_the_bus(tmp_path):

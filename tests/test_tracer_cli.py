@@ -121,7 +121,7 @@ def test_search_and_show(store_path, capsys):
 
 
 def test_user_errors_name_the_problem(store_path, tmp_path, capsys):
-    code, _, err = cep(capsys, "traces", "--traces", str(tmp_path / "missing.db"), "stats")
+    code, _, err = cep(capsys, "traces", "--traces", str(tmp_path / "missing.db"), "list")
     assert code == 2 and "missing.db" in err and "no trace store" in err
     assert not (tmp_path / "missing.db").exists()
     garbage = tmp_path / "notes.txt"

@@ -255,6 +255,53 @@ def test_fts_follows_updates_and_deletes(tmp_path):
     store.conn.execute("INSERT INTO traces_fts(traces_fts) VALUES('integrity-check')")
 
 
+def _sqlite_utils_search(db: Path, word: str) -> subprocess.CompletedProcess:
+    """The sqlite-utils command a user would type (`sqlite-utils search traces.db traces WORD`)."""
+    tool = Path(sys.executable).with_name("sqlite-utils")
+    return subprocess.run(
+        [str(tool), "search", str(db), "traces", word, "--csv", "-c", "user_query"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_sqlite_utils_finds_the_full_text_index(tmp_path):
+    import sqlite_utils
+
+    tracer = WorkflowTracer(tmp_path / "t.db", strict=True)
+    tracer.capture_call("a", "b", "m", user_query="Weather in Paris?")
+    tracer.capture_call("a", "b", "m", user_query="Weather in Rome?")
+    tracer.close()
+    assert sqlite_utils.Database(tmp_path / "t.db")["traces"].detect_fts() == "traces_fts"
+    found = _sqlite_utils_search(tmp_path / "t.db", "Paris")
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.splitlines() == ["user_query", "Weather in Paris?"]
+
+
+def test_a_store_made_with_the_old_index_spelling_is_migrated(tmp_path):
+    """Stores written before m004 declared `content='traces'`, which sqlite-utils does not recognise."""
+    path = tmp_path / "t.db"
+    tracer = WorkflowTracer(path, strict=True)
+    tracer.capture_call("a", "b", "m", user_query="Weather in Paris?")
+    tracer.close()
+    conn = sqlite3.connect(path)
+    conn.executescript("""
+        DROP TABLE traces_fts;
+        CREATE VIRTUAL TABLE traces_fts USING fts5(
+            user_query, response, error, content='traces', content_rowid='rowid');
+        INSERT INTO traces_fts (traces_fts) VALUES ('rebuild');
+        DELETE FROM _migrations WHERE name = 'm004_fts_found_by_sqlite_utils';
+    """)
+    conn.close()
+    assert "not configured for full-text search" in _sqlite_utils_search(path, "Paris").stderr
+    store = TraceStore(path)  # migrates
+    assert len(q.search(store, "paris").rows) == 1
+    store.conn.execute("INSERT INTO traces_fts(traces_fts) VALUES('integrity-check')")
+    store.close()
+    assert _sqlite_utils_search(path, "Paris").stdout.splitlines() == ["user_query", "Weather in Paris?"]
+
+
 def test_migrations_are_recorded_once_and_wal_is_on(tmp_path):
     TraceStore(tmp_path / "t.db").close()
     store = TraceStore(tmp_path / "t.db")

@@ -25,6 +25,8 @@ def _write(tmp_path, text, name="c.toml"):
         ("[lora]\nr = true", "lora.r", "expected an integer"),
         ("[train]\nmax_steps = 0\nepochs = 0", "train.epochs", "max_steps"),
         ("data = 3", "data", "expected a table"),
+        ("[train]\nreport_to = 'mlflow'", "train.report_to", "is not one of none, tensorboard, wandb"),
+        ("[train]\nreport_to = ['none', 'wandb']", "train.report_to", "cannot be combined"),
     ],
 )
 def test_bad_settings_name_the_file_and_field(tmp_path, text, field, message):
@@ -55,3 +57,18 @@ def test_relative_data_paths_resolve_against_the_config_and_run_toml_round_trips
     again = load_config(_write(tmp_path, to_toml(config), "run.toml"))
     assert again == config
     assert load_config(_write(tmp_path, to_toml(TrainConfig()), "d.toml")) == TrainConfig()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("", []),
+        ("report_to = 'none'", []),
+        ("report_to = 'tensorboard'", ["tensorboard"]),
+        ("report_to = ['tensorboard', 'wandb']", ["tensorboard", "wandb"]),
+    ],
+)
+def test_report_to_takes_none_one_tracker_or_a_list(tmp_path, value, expected):
+    config = load_config(_write(tmp_path, f"[train]\n{value}\n"))
+    assert config.train.report_to == expected
+    assert load_config(_write(tmp_path, to_toml(config), "run.toml")).train.report_to == expected

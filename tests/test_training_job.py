@@ -296,3 +296,51 @@ def test_loading_the_adapter_warns_about_nothing_the_user_can_fix(demo_run):
         warnings.simplefilter("error", FutureWarning)
         with quiet_peft_deprecations():
             load()
+
+
+def test_report_to_tensorboard_writes_the_runs_metrics_beside_progress(tmp_path):
+    """`train.report_to = "tensorboard"`: the Trainer's loss per step also lands in RUN_DIR/tensorboard, the
+    same values progress.jsonl has; a tracker that is not installed fails the pre-flight saying what to install."""
+    pytest.importorskip("tensorboard", reason="the dev extra installs tensorboard (make install)")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    paths = _small_run(tmp_path, max_steps=4, save_steps=100)
+    config = load_config(paths.run_toml)
+    config.train.report_to = ["tensorboard"]
+    write_run_toml(config, paths.run_toml)
+    env = {k: v for k, v in ENV.items() if k != "TENSORBOARD_LOGGING_DIR"}
+    proc = subprocess.run([sys.executable, "-m", "cep_core.training", str(paths.root)], env=env, timeout=300)
+    assert proc.returncode == 0, paths.stdout_log.read_text()[-3000:]
+    (events_file,) = (paths.root / "tensorboard").glob("events.out.tfevents.*")
+    acc = EventAccumulator(str(events_file.parent))
+    acc.Reload()
+    logged = [(e.step, round(e.value, 4)) for e in acc.Scalars("train/loss")]
+    steps = [(e["step"], round(e["loss"], 4)) for e in runs.read_progress(paths.root) if e["event"] == "step"]
+    assert logged == steps and len(logged) == 4
+    # The Trainer's log lines in stdout.log are JSON, numbers as numbers (its own printer wrote Python reprs).
+    log = paths.stdout_log.read_text()
+    printed = [json.loads(line) for line in log.splitlines() if line.startswith('{"step"')]
+    assert [(x["step"], round(x["loss"], 4)) for x in printed if "loss" in x] == steps
+    assert "{'loss'" not in log
+    report = next(e for e in runs.read_progress(paths.root) if e["event"] == "preflight")["checks"]
+    assert {"name": "report_to", "status": "ok", "detail": "metrics also go to RUN_DIR/tensorboard"} in report
+
+
+def test_report_to_a_tracker_that_is_not_installed_fails_the_preflight(tmp_path):
+    import importlib.util
+
+    from cep_core.training.preflight import run_preflight
+
+    if importlib.util.find_spec("wandb") is not None:
+        pytest.skip("wandb is installed here")
+    paths = _small_run(tmp_path)
+    config = load_config(paths.run_toml)
+    config.train.report_to = ["tensorboard", "wandb"]
+    result = run_preflight(config, tmp_path)
+    check = next(c for c in result.checks if c.name == "report_to")
+    assert check.status == "fail"
+    assert (
+        "train.report_to = 'wandb' needs the wandb package" in check.detail
+        and "pip install wandb" in check.detail
+    )
+    assert "'tensorboard'" not in check.detail  # installed (the dev extra): only what is missing is named

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 from cep_core.checks import Status
 from cep_core.training.config import TrainConfig
@@ -46,6 +48,10 @@ def test_offline_hub_without_cache_says_so(tmp_path, monkeypatch):
     check = check_model("Qwen/Qwen2.5-7B-Instruct")
     assert check.status == Status.FAIL
     assert "HF_HUB_OFFLINE=1" in check.detail and "not in the local Hugging Face cache" in check.detail
+    # The hint names the command the venv has: `hf` (huggingface-cli is gone from huggingface_hub 1.0 on).
+    venv_bin = Path(sys.executable).parent
+    assert (venv_bin / "hf").is_file() and not (venv_bin / "huggingface-cli").exists()
+    assert "`hf download Qwen/Qwen2.5-7B-Instruct`" in check.detail and "huggingface-cli" not in check.detail
 
 
 def test_gated_model_gives_the_fixes(monkeypatch):
@@ -64,7 +70,7 @@ def test_gated_model_gives_the_fixes(monkeypatch):
     check = check_model("meta-llama/Llama-3.1-8B-Instruct", hub_check=gated)
     assert check.status == Status.FAIL
     for fix in (
-        "huggingface-cli login",
+        "`hf auth login`",  # the command this venv has (huggingface_hub 1.0 removed huggingface-cli)
         "HF_TOKEN",
         "request access",
         "mistralai/Mistral-7B-Instruct-v0.3",
@@ -119,9 +125,18 @@ def test_all_good_on_cpu(tmp_path):
 
 def test_gpu_check_uses_the_health_module_without_a_driver(tmp_path):
     # The real NVML path: without a driver, a CUDA run fails pre-flight; the tiny model on `auto` falls back.
+    _no_driver()
+    cuda = check_gpu(_config(tmp_path, device="cuda"), footprint=10 * 1024**3)
+    assert any(c.status == Status.FAIL for c in cuda)
+    assert failure_kind(next(c for c in cuda if c.status == Status.FAIL)) == "nvml"
+    auto = check_gpu(_config(tmp_path, device="auto"), footprint=0)
+    assert [c.status for c in auto] == [Status.OK] and "trains on the CPU" in auto[0].detail
+
+
+def _no_driver() -> None:
+    """Skip where an NVIDIA driver answers: these tests are about the real no-driver path."""
     import pytest
 
-    pytest.importorskip("cep_core.gpu.preflight")
     try:
         import pynvml
 
@@ -130,11 +145,43 @@ def test_gpu_check_uses_the_health_module_without_a_driver(tmp_path):
         pytest.skip("an NVIDIA driver is present")
     except Exception:
         pass
-    cuda = check_gpu(_config(tmp_path, device="cuda"), footprint=10 * 1024**3)
-    assert any(c.status == Status.FAIL for c in cuda)
-    assert failure_kind(next(c for c in cuda if c.status == Status.FAIL)) == "nvml"
-    auto = check_gpu(_config(tmp_path, device="auto"), footprint=0)
-    assert [c.status for c in auto] == [Status.OK] and "trains on the CPU" in auto[0].detail
+
+
+def _model_folder(path: Path, weight_bytes: int = 0, index_total: int = 0) -> Path:
+    """A local model folder as the pre-flight sees it: config, weights (their size gives the parameter count)
+    and a tokenizer."""
+    path.mkdir()
+    (path / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (path / "tokenizer.json").write_text("{}")
+    with (path / "model.safetensors").open("wb") as handle:
+        handle.truncate(weight_bytes or 16)
+    if index_total:
+        (path / "model.safetensors.index.json").write_text(
+            json.dumps({"metadata": {"total_size": index_total}})
+        )
+    return path
+
+
+def test_a_small_local_model_on_auto_trains_on_the_cpu_when_there_is_no_driver(tmp_path):
+    """device = "auto" on this driverless host: a 135M-parameter folder passes (it trains on the CPU), saying why
+    in whole sentences; an 8B folder still fails on NVML."""
+    _no_driver()
+    small = _model_folder(tmp_path / "smol", weight_bytes=270_000_000)  # 16-bit: 135M parameters
+    (check,) = check_gpu(_config(tmp_path, device="auto", model=str(small)), footprint=0)
+    assert check.status == Status.OK and "this 135M-parameter model trains on the CPU" in check.detail
+    assert "NVML library not found" in check.detail and "loader path.)" in check.detail
+    assert "Fix:" not in check.detail
+    big = _model_folder(tmp_path / "big", index_total=16_000_000_000)
+    checks = check_gpu(_config(tmp_path, device="auto", model=str(big)), footprint=0)
+    assert Status.FAIL in [c.status for c in checks]
+    assert failure_kind(next(c for c in checks if c.status == Status.FAIL)) == "nvml"
+
+
+def test_the_whole_preflight_of_a_small_local_model_on_auto_passes_without_a_driver(tmp_path):
+    _no_driver()
+    small = _model_folder(tmp_path / "smol", weight_bytes=2_000_000)
+    result = run_preflight(_config(tmp_path, device="auto", model=str(small)), tmp_path)
+    assert result.status == Status.OK, result.checks
 
 
 def test_an_absurd_lora_rank_fails_before_any_memory_is_spent(tmp_path):

@@ -15,7 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Header, Static
 
 from cep_console.evals_feed import HEADLINES, EvalRow, beats, load_evaluations, prompt_text, worst
-from cep_console.formatting import clip
+from cep_console.formatting import as_json, clip
 from cep_console.screens.base import ModeScreen, mode_footer
 
 
@@ -31,6 +31,16 @@ def figure_cell(metric: str, figure: Any) -> Text:
         text.append(" ▲small", style="yellow")
     elif metric in ("structured_f1", "toolcall_f1"):
         text.append(" ▼", style="red")
+    return text
+
+
+def evaluation_cell(row: EvalRow) -> Text:
+    """The name, and the state when it is not completed (a running evaluation has no figures yet)."""
+    if row.state in ("", "completed"):
+        return Text(clip(row.name, 22))
+    style = "cyan" if row.state == "running" else "yellow" if row.state == "stopped" else "red"
+    text = Text(clip(row.name, 22 - len(row.state) - 1))
+    text.append(f" {row.state}", style=style)
     return text
 
 
@@ -96,7 +106,7 @@ def worst_text(examples: dict[str, list[dict[str, Any]]], width: int) -> Text:
                 style="bold",
             )
             for label in ("prompt", "expected", "output"):
-                shown = prompt_text(ex.get(label)) if label == "prompt" else str(ex.get(label, ""))
+                shown = prompt_text(ex.get(label)) if label == "prompt" else as_json(ex.get(label, ""))
                 text.append(f"  {label:8} ", style="dim")
                 text.append(clip(shown, width - 12) + "\n")
             errors = ex.get("errors") or []
@@ -107,7 +117,17 @@ def worst_text(examples: dict[str, list[dict[str, Any]]], width: int) -> Text:
 
 
 class EvalsScreen(ModeScreen):
+    # The job feed's poll carries a signature of cep.db's evaluations: a change (one started or ended) reloads
+    # the list, so a finished evaluation appears without leaving the screen.
+    FEED = "runs"
     BINDINGS = [
+        Binding(
+            "n",
+            "evaluate",
+            "Evaluate",
+            id="evals.evaluate",
+            tooltip="Start an evaluation: a model folder or Hub id, or the run shown (after e on Runs)",
+        ),
         Binding("space", "mark", "Mark", id="evals.mark", tooltip="Mark or unmark the selected evaluation"),
         Binding(
             "c",
@@ -132,6 +152,16 @@ class EvalsScreen(ModeScreen):
         self.rows: dict[str, EvalRow] = {}
         self.marked: list[str] = []
         self.run_filter: str | None = None
+        self.signature: tuple[Any, ...] | None = None  # the evaluations cep.db had at the last load
+        self.shown: tuple[str, str] | None = None  # (id, state) of the evaluation whose examples are shown
+
+    def show_state(self, state: Any) -> None:
+        """A job poll: reload when cep.db's evaluations changed since the list was read."""
+        signature = getattr(state, "evals_signature", ())
+        if self.signature is not None and signature and signature != self.signature:
+            self.action_reload()
+        if signature:
+            self.signature = signature
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -179,12 +209,13 @@ class EvalsScreen(ModeScreen):
             rows = [r for r in rows if r.matches_run(self.run_filter)]
         self.rows = {r.id: r for r in rows}
         table = self.query_one("#evals", DataTable)
+        cursor = table.cursor_row
         table.clear()
         for r in rows:
             model = r.model if r.adapter in ("-", "None") else f"{r.model}+LoRA"
             table.add_row(
                 "*" if r.id in self.marked else " ",
-                clip(r.name, 22),
+                evaluation_cell(r),
                 *[figure_cell(m, r.figures.get(m)) for m in HEADLINES],
                 str(r.n if r.n is not None else "-"),
                 clip(model, 28),
@@ -196,9 +227,23 @@ class EvalsScreen(ModeScreen):
         if not state.available or not state.rows:
             summary.update(Text(state.message, style="yellow"))
         elif self.run_filter:
-            summary.update(f"Evaluations of run {self.run_filter}: {len(rows)} (esc shows all)")
+            summary.update(
+                f"Evaluations of run {self.run_filter}: {len(rows)} (n evaluates it · esc shows all)"
+                if rows
+                else f"Run {self.run_filter} has no evaluation yet: n evaluates it · esc shows all"
+            )
         else:
             summary.update(f"{len(rows)} evaluation(s), newest first")
+        # The examples panel always belongs to a listed evaluation (it showed an earlier one's examples under
+        # a list of none): the highlighted row's, or nothing.
+        if not rows:
+            self.shown = None
+            self.query_one("#worst", Static).update("")
+        else:
+            table.move_cursor(row=min(max(cursor, 0), len(rows) - 1))
+            current = rows[table.cursor_row]
+            if self.shown != (current.id, current.state):  # another one, or it has ended since
+                self._load_worst(current)
 
     @on(DataTable.RowHighlighted, "#evals")
     def _highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -211,6 +256,9 @@ class EvalsScreen(ModeScreen):
         self.app.call_from_thread(self._show_worst, row, examples)
 
     def _show_worst(self, row: EvalRow, examples: dict[str, list[dict[str, Any]]]) -> None:
+        if row.id not in self.rows:  # the list changed while the examples were read
+            return
+        self.shown = (row.id, row.state)
         header = Text(
             f"{row.name} · {row.id} · model {row.model} · adapter {row.adapter} · CEP {row.cep_variant}\n",
             style="bold",
@@ -234,6 +282,21 @@ class EvalsScreen(ModeScreen):
             self.notify("Mark at least two evaluations with space, then press c.", severity="warning")
             return
         self.app.push_screen(CompareScreen(chosen))
+
+    def action_evaluate(self) -> None:
+        """The evaluation form: for the run this list shows (after e on Runs), else for a model folder."""
+        from cep_console.screens.eval_launch import EvalLaunchScreen
+
+        run_dir = None
+        if self.run_filter:
+            candidate = self.app.options.home / "runs" / self.run_filter
+            run_dir = str(candidate) if (candidate / "run.toml").is_file() else None
+        self.app.push_screen(EvalLaunchScreen(self.app.options, run_dir=run_dir), self._launched)
+
+    def _launched(self, job_ids: list[str] | None) -> None:
+        if job_ids:
+            self.app.wake("runs")
+            self.action_reload()  # shows it as running at once
 
     def action_clear_filter(self) -> None:
         if self.run_filter:

@@ -6,6 +6,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Grid, VerticalScroll
 from textual.widgets import DataTable, Header, Static
 
@@ -16,17 +17,27 @@ from cep_console.widgets.gpu_card import GpuCard
 CARD_WIDTH = 50
 
 
-def banner_text(report: Any, sample_source: str) -> Text:
+def source_text(sample_source: str, replay: Any = None) -> str:
+    """Where the figures come from, said so that a replay is never taken for this machine's GPUs (the demo's
+    healthy 8-GPU host is a recording; the launch form's pre-flight checks this machine)."""
+    if replay is not None:
+        return f"REPLAY of {replay.name} (a recording, not this machine's GPUs)"
+    return "this machine (NVML)" if sample_source == "nvml" else f"source {sample_source}"
+
+
+def banner_text(report: Any, sample_source: str, replay: Any = None) -> Text:
     """`HOST OK · 8 GPUs · driver …` or the failing reasons with the remediation line."""
     status = str(report.status)
     sample = report.sample
     text = Text()
     label = {"ok": "HOST OK", "warn": "HOST WARNING", "fail": "HOST FAILING"}[status]
     text.append(label, style="bold")
+    source = source_text(sample_source, replay)
     if sample.init_error is None:
-        text.append(f" · {len(sample.gpus)} GPU(s) · driver {sample.driver_version} · source {sample_source}")
+        text.append(f" · {len(sample.gpus)} GPU(s) · driver {sample.driver_version} · ")
     else:
-        text.append(f" · source {sample_source}")
+        text.append(" · ")
+    text.append(source, style="bold reverse" if replay is not None else "")
     reasons = report.reasons
     if reasons:
         shown = reasons[:3] + ([f"… and {len(reasons) - 3} more"] if len(reasons) > 3 else [])
@@ -38,6 +49,15 @@ def banner_text(report: Any, sample_source: str) -> Text:
 
 class GpuScreen(ModeScreen):
     FEED = "gpu"
+    BINDINGS = [
+        Binding(
+            "h",
+            "history",
+            "History",
+            id="gpus.history",
+            tooltip="Charts of a GPU's utilisation, memory, temperature and power over the last ten minutes",
+        ),
+    ]
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -65,7 +85,8 @@ class GpuScreen(ModeScreen):
     def show_state(self, state: Any) -> None:
         report = state.report
         banner = self.query_one("#gpu-banner", Static)
-        banner.update(banner_text(report, state.source))
+        options = getattr(self.app, "options", None)
+        banner.update(banner_text(report, state.source, options.replay if options is not None else None))
         note = self.query_one("#gpu-note", Static)
         note.update(state.kernel_log_note)
         note.display = bool(state.kernel_log_note)
@@ -104,3 +125,11 @@ class GpuScreen(ModeScreen):
             table.add_row(
                 when(ev.ts, ev.uptime), ev.pci or "-", Text(str(ev.xid or "bus"), style=style), cell, height=2
             )
+
+    def action_history(self) -> None:
+        """The history charts (plotext is imported here, on first use, never for the first frame)."""
+        from cep_console.screens.gpu_history import GpuHistoryScreen
+
+        state = getattr(self.app, "gpu_state", None)
+        indices = sorted(state.series) if state is not None and state.series else [0]
+        self.app.push_screen(GpuHistoryScreen(indices[0]))

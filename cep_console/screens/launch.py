@@ -21,6 +21,7 @@ from cep_console.launch_form import (
     run_checks,
     write_config,
 )
+from cep_console.widgets.tick_box import TickBox
 
 FIELDS = (
     ("name", "name"),
@@ -86,7 +87,7 @@ class LaunchScreen(ModalScreen[str | None]):
             yield Static("", id="launch-error")
             with VerticalScroll(id="checks-box"):
                 yield Static("Pre-flight: not run yet (ctrl+k).", id="checks")
-            yield Checkbox("launch despite warnings", id="override", compact=True)
+            yield TickBox("launch despite warnings", False, id="override", compact=True)  # never pre-ticked
             with Horizontal(id="launch-buttons"):
                 yield Button("Pre-flight", id="check", variant="primary", compact=True)
                 yield Button("Launch", id="launch", variant="success", disabled=True, compact=True)
@@ -108,9 +109,15 @@ class LaunchScreen(ModalScreen[str | None]):
     @on(Select.Changed)
     def _form_changed(self) -> None:
         if self.checks:  # the checks were for the old values
-            self.checks = []
-            self.query_one("#checks", Static).update("Pre-flight: the form changed; run it again (ctrl+k).")
-            self._update_launch()
+            self._void_checks("Pre-flight: the form changed; run it again (ctrl+k).")
+
+    def _void_checks(self, message: str) -> None:
+        """No checks, no launch, and the override unticked: a tick given for one set of warnings never carries
+        over to the next pre-flight's."""
+        self.checks = []
+        self.query_one("#override", Checkbox).value = False
+        self.query_one("#checks", Static).update(message)
+        self._update_launch()
 
     @on(Checkbox.Changed, "#override")
     def _override_changed(self) -> None:
@@ -132,7 +139,7 @@ class LaunchScreen(ModalScreen[str | None]):
             error.update(Text(str(exc), style="bold red"))
             return
         error.update("")
-        self.query_one("#checks", Static).update("Pre-flight: running…")
+        self._void_checks("Pre-flight: running…")
         self._run_checks(self.config_path)
 
     @work(thread=True, exclusive=True, group="preflight")
@@ -146,6 +153,11 @@ class LaunchScreen(ModalScreen[str | None]):
         for c in checks:
             text.append(f" {c.status.upper():4} ", style=STATUS_STYLE.get(c.status, ""))
             text.append(f"{c.name}: {c.detail}\n")
+        if self.options.replay is not None and any(c.name.startswith("gpu") for c in checks):
+            text.append(
+                f"The gpu checks are of this machine; the GPU screen shows a REPLAY of {self.options.replay.name}.\n",
+                style="italic",
+            )
         self.query_one("#checks", Static).update(text)
         self._update_launch()
 

@@ -13,7 +13,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Header, Input, Static
 
-from cep_console.formatting import bar, num, pct, when
+from cep_console.formatting import as_json, bar, num, pct, when
 from cep_console.messages import ActionDone
 from cep_console.screens.base import ModeScreen, mode_footer
 from cep_console.traces_feed import TraceQuery, TracesFeed, parse_filter
@@ -73,7 +73,7 @@ class TraceDetail(ModalScreen[None]):
         for m in t.messages:
             for call in m.get("tool_calls") or []:
                 fn = call.get("function", call)
-                calls.append(f"{fn.get('name')}({fn.get('arguments')})")
+                calls.append(f"{fn.get('name')} {as_json(fn.get('arguments'))}")
         section("Tool calls", "\n".join(calls) or "none")
         if t.error:
             section("Error", t.error)

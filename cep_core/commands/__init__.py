@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -25,3 +27,16 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(
         json.dumps(finite(obj), indent=2, ensure_ascii=False, default=str, allow_nan=False) + "\n"
     )
+
+
+HOME_HELP = "state directory (default: $CEP_HOME, else ~/.local/share/cep)"
+
+
+def add_home_option(parser: argparse.ArgumentParser) -> None:
+    """`--home DIR` on a subcommand's parser (cep_core.cli adds it to every one)."""
+    parser.add_argument("--home", metavar="DIR", default=argparse.SUPPRESS, help=HOME_HELP)
+
+
+def use_home(path: str) -> None:
+    """Through the environment, so everything in this process and the jobs started from it see the same home."""
+    os.environ["CEP_HOME"] = os.path.abspath(os.path.expanduser(path))

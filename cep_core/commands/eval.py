@@ -17,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from cep_core import baselines
-from cep_core.commands import print_json, stderr_console, stdout_console
+from cep_core.commands import add_home_option, print_json, stderr_console, stdout_console, use_home
 from cep_core.errors import InputError
 
 USAGE = """\
@@ -37,19 +37,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         usage="cep eval {CONFIG.toml | compare | show} ...",
     )
-    p.add_argument("target", metavar="CONFIG.toml|compare|show|ablation")
+    p.add_argument(
+        "target",
+        metavar="CONFIG.toml|compare|show|ablation",
+        help="an eval config to run, or compare / show / ablation (each has its own --help)",
+    )
     p.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.target == "compare":
-        return compare(_compare_parser().parse_args(args.rest))
-    if args.target == "show":
-        return show(_show_parser().parse_args(args.rest))
     if args.target == "ablation":
         return ablation(args.rest)
-    ns = _run_parser().parse_args(args.rest)
+    parser = {"compare": _compare_parser, "show": _show_parser}.get(args.target, _run_parser)()
+    add_home_option(parser)  # `cep eval compare --home DIR`, as after any other subcommand
+    ns = parser.parse_args(args.rest)
+    if getattr(ns, "home", None):
+        use_home(ns.home)
+    if args.target == "compare":
+        return compare(ns)
+    if args.target == "show":
+        return show(ns)
     ns.config = args.target
     return run_config(ns)
 
@@ -67,9 +75,8 @@ def _run_parser() -> argparse.ArgumentParser:
 
 
 def run_config(ns: argparse.Namespace, ablation: bool = False) -> int:
-    from cep_core.evaluation.config import load_eval_config, to_toml
-    from cep_core.private import write_private
-    from cep_core.runs import create_run_dir
+    from cep_core.evaluation.config import load_eval_config
+    from cep_core.evaluation.launch import prepare_run, start_evaluation
 
     config = load_eval_config(ns.config)
     if ns.name:
@@ -79,21 +86,16 @@ def run_config(ns: argparse.Namespace, ablation: bool = False) -> int:
 
         check_ablation(config, ns.config)
         config.ablation = True
-    paths = create_run_dir(config.name)
-    # The resolved config: every relative path made absolute, so the job reads it from anywhere.
-    write_private(paths.run_toml, to_toml(config))
-    if ns.detach:
-        from cep_core.jobs.manager import JobManager
-
-        job = JobManager().start_run(paths.root, kind="eval", backend=ns.job_backend, name=config.name)
+    if ns.detach:  # the path the console's evaluation form takes too
+        job = start_evaluation(config, backend=ns.job_backend)
         if ns.json:
-            print_json({"job_id": job.id, "run_dir": str(paths.root), "state": job.state})
+            print_json({"job_id": job.id, "run_dir": job.run_dir, "state": job.state})
         else:
             stdout_console().print(
-                f"started evaluation job {job.id} in {paths.root} (cep jobs show {job.id})"
+                f"started evaluation job {job.id} in {job.run_dir} (cep jobs show {job.id})"
             )
         return 0
-    return _foreground(paths.root, ns.json, ablation=config.ablation)
+    return _foreground(prepare_run(config), ns.json, ablation=config.ablation)
 
 
 def _foreground(run_dir: Any, as_json: bool, ablation: bool = False) -> int:
@@ -170,7 +172,10 @@ def ablation(rest: list[str]) -> int:
         p = argparse.ArgumentParser(prog="cep eval ablation show", description="An ablation's table.")
         p.add_argument("id", nargs="?", help="ablation id, unique prefix or name (default: the newest)")
         p.add_argument("--json", action="store_true", help="the ablation as JSON on stdout")
+        add_home_option(p)
         ns = p.parse_args(rest[1:])
+        if getattr(ns, "home", None):
+            use_home(ns.home)
         return _print_ablation(ns.id, ns.json, newest_if_none=True)
     p = _run_parser()
     p.prog = "cep eval ablation CONFIG.toml"
@@ -179,7 +184,10 @@ def ablation(rest: list[str]) -> int:
         "the CEP at inference, and its LoRA adapter with the CEP; print the gains and both baselines."
     )
     p.add_argument("config", metavar="CONFIG.toml", help="an eval config naming a training run (run = …)")
+    add_home_option(p)
     ns = p.parse_args(rest)
+    if getattr(ns, "home", None):
+        use_home(ns.home)
     return run_config(ns, ablation=True)
 
 
@@ -205,8 +213,8 @@ def _compare_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="cep eval compare", description="Evaluations side by side with both baselines (default: all)."
     )
-    p.add_argument("ids", nargs="*", metavar="ID", help="evaluation ids or unique prefixes")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("ids", nargs="*", metavar="ID", help="evaluation ids, unique prefixes, short ids or names")
+    p.add_argument("--json", action="store_true", help="machine output: JSON on stdout")
     return p
 
 
@@ -229,6 +237,11 @@ def _short_model(model: str) -> str:
     return model
 
 
+NAME_WIDTH = (
+    24  # an evaluation's name in `compare`, so that its short id always shows beside it at 80 columns
+)
+
+
 def compare(ns: argparse.Namespace) -> int:
     from cep_core.evaluation.store import get_evaluation, list_evaluations
 
@@ -248,7 +261,8 @@ def compare(ns: argparse.Namespace) -> int:
         return 0
     llm, small = baselines.LLM, baselines.SMALL_MODEL
     table = Table(title="evaluations against the baselines (✓ beats the LLM)", title_justify="left")
-    table.add_column("evaluation / model · CEP", overflow="fold")
+    # Name and short id on one line, never broken inside a word (an id folded mid-word is unreadable).
+    table.add_column("evaluation · id / model · CEP", overflow="ellipsis", ratio=1, min_width=20)
     for col in ("n", "structured F1", "toolcall F1", "format"):
         table.add_column(col, justify="right", no_wrap=True)
     table.add_row(
@@ -263,7 +277,9 @@ def compare(ns: argparse.Namespace) -> int:
         end_section=True,
     )
     for r in records:
-        label = Text(r.id)
+        name = r.name or r.id
+        label = Text(name if len(name) <= NAME_WIDTH else name[: NAME_WIDTH - 1] + "…", style="bold")
+        label.append(f" {r.short_id}", style="cyan")
         if r.state != "completed":
             label.append(f" ({r.state})", style="yellow" if r.state in ("running", "stopped") else "red")
         label.append(
@@ -290,10 +306,10 @@ def compare(ns: argparse.Namespace) -> int:
 
 def _show_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cep eval show", description="The worst examples of an evaluation.")
-    p.add_argument("id", metavar="ID")
+    p.add_argument("id", metavar="ID", help="an evaluation id, unique prefix, short id or name")
     p.add_argument("--track", choices=["toolcall", "structured"], help="default: every track it has")
     p.add_argument("-n", type=int, default=5, help="examples per track (default 5)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine output: JSON on stdout")
     return p
 
 

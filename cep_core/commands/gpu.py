@@ -92,14 +92,39 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Health plus free memory against what the job needs. Exit 0/1/2.",
     )
     c.add_argument("--need-gb", type=float, default=None, metavar="GB", help="free GPU memory needed (GiB)")
-    c.add_argument(
-        "--gpus", default=None, metavar="0,1,...", help="GPU indices the job will use (default all)"
+    which = c.add_mutually_exclusive_group()
+    which.add_argument(
+        "--gpus",
+        type=gpu_count,
+        default=None,
+        metavar="N",
+        help="how many GPUs the job will use: GPUs 0..N-1, as `cep jobs start --gpus N` runs it (default all)",
     )
-    c.add_argument("--json", action="store_true")
+    which.add_argument(
+        "--devices", default=None, metavar="0,1,...", help="the GPU indices the job will use, by number"
+    )
+    c.add_argument("--json", action="store_true", help="machine output: JSON on stdout")
     c.set_defaults(func=cmd_check)
 
 
 # --- helpers ------------------------------------------------------------------------------------------------
+
+
+def gpu_count(text: str) -> int:
+    """`--gpus N` is a count everywhere in `cep` (jobs start, traces retrain, gpu check); indices are --devices."""
+    try:
+        n = int(text)
+    except ValueError:
+        hint = (
+            " (it is a count; to pick GPUs by index: CUDA_VISIBLE_DEVICES=0,1 for a job, "
+            "--devices 0,1 for cep gpu check)"
+            if "," in text
+            else ""
+        )
+        raise argparse.ArgumentTypeError(f"--gpus takes a number of GPUs, got {text!r}{hint}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"--gpus cannot be negative, got {n}")
+    return n
 
 
 def _source(args: argparse.Namespace, loop: bool = False, default_start: int | None = None) -> Any:
@@ -218,15 +243,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     from cep_core.gpu.preflight import checks_from_report
 
     need = int(args.need_gb * 2**30) if args.need_gb is not None else None
-    gpus = None
-    if args.gpus:
+    gpus = list(range(args.gpus)) if args.gpus else None
+    if args.devices:
         try:
-            gpus = [int(x) for x in args.gpus.split(",") if x.strip()]
+            gpus = [int(x) for x in args.devices.split(",") if x.strip()]
         except ValueError:
             from cep_core.errors import InputError
 
             raise InputError(
-                f"--gpus takes comma-separated integers, got {args.gpus!r}", field="--gpus"
+                f"--devices takes comma-separated GPU indices, got {args.devices!r}", field="--devices"
             ) from None
     report = _report(args, _source(args, default_start=-1))
     checks = checks_from_report(report, need, gpus)

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from cep_core.commands import print_json, stderr_console, stdout_console
+from cep_core.commands.gpu import gpu_count
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,45 +16,67 @@ def register(sub: argparse._SubParsersAction) -> None:
     jsub = p.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)
 
     start = jsub.add_parser("start", help="create a run from CONFIG.toml and start it in the background")
-    start.add_argument("config", metavar="CONFIG.toml")
+    start.add_argument("config", metavar="CONFIG.toml", help="a training (or --kind eval) config")
     start.add_argument("--backend", default="local", help="local (default) or slurm")
     start.add_argument("--kind", default="train", help="train (default) or eval")
     start.add_argument("--name", help="run name (default: the config's file name)")
-    start.add_argument("--gpus", type=int, default=0, help="GPUs to use (more than 1 starts torchrun)")
+    start.add_argument(
+        "--gpus",
+        type=gpu_count,
+        default=0,
+        metavar="N",
+        help="how many GPUs the job uses (0: none; more than 1 starts torchrun; Slurm: --gres=gpu:N)",
+    )
     start.add_argument("--partition", help="Slurm partition")
     start.add_argument("--cpus", type=int, default=1, help="Slurm CPUs per task (default 1)")
     start.add_argument("--mem", help="Slurm memory, e.g. 64G")
     start.add_argument("--time", dest="time_limit", help="Slurm time limit, e.g. 04:00:00")
-    start.add_argument("--json", action="store_true")
+    start.add_argument("--json", action="store_true", help="machine output: JSON on stdout")
     start.set_defaults(func=_start)
 
     ls = jsub.add_parser("list", help="jobs, newest first, with their step and state")
-    ls.add_argument("--json", action="store_true")
-    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--json", action="store_true", help="machine output: JSON on stdout")
+    ls.add_argument("--limit", type=int, default=50, metavar="N", help="the newest N jobs (default 50)")
     ls.set_defaults(func=_list)
 
     show = jsub.add_parser("show", help="one job: its fields, transitions and last progress")
-    show.add_argument("id")
-    show.add_argument("--json", action="store_true")
+    show.add_argument("id", help="a job id (cep jobs list)")
+    show.add_argument("--json", action="store_true", help="machine output: JSON on stdout")
     show.set_defaults(func=_show)
 
     logs = jsub.add_parser("logs", help="print a job's stdout.log; -f follows it until the job ends")
-    logs.add_argument("id")
-    logs.add_argument("-f", "--follow", action="store_true")
+    logs.add_argument("id", help="a job id (cep jobs list)")
+    logs.add_argument(
+        "-f", "--follow", action="store_true", help="keep printing new lines until the job ends"
+    )
     logs.set_defaults(func=_logs)
 
     stop = jsub.add_parser("stop", help="SIGTERM (the job checkpoints), then SIGKILL after the grace period")
-    stop.add_argument("id")
-    stop.add_argument("--grace", type=float, default=60.0, metavar="SECONDS")
+    stop.add_argument("id", help="a job id (cep jobs list)")
+    stop.add_argument(
+        "--grace",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="time to checkpoint and exit after SIGTERM before SIGKILL (default 60)",
+    )
     stop.set_defaults(func=_stop)
 
     resume = jsub.add_parser("resume", help="start a new attempt from the run's newest checkpoint")
-    resume.add_argument("id")
+    resume.add_argument("id", help="a job id (cep jobs list)")
     resume.set_defaults(func=_resume)
 
     sup = jsub.add_parser("supervise", help="watch jobs and auto-resume crashed runs (for systemd or tmux)")
-    sup.add_argument("--interval", type=float, default=10.0, metavar="SECONDS")
-    sup.add_argument("--max-attempts", type=int, default=3)
+    sup.add_argument(
+        "--interval", type=float, default=10.0, metavar="SECONDS", help="time between passes (default 10)"
+    )
+    sup.add_argument(
+        "--max-attempts",
+        type=int,
+        default=3,
+        metavar="N",
+        help="relaunches of one run before giving up (default 3)",
+    )
     sup.add_argument(
         "--backoff",
         type=float,

@@ -14,14 +14,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("prefix", help="the CEP variants: list, show, apply to messages")
     psub = p.add_subparsers(dest="prefix_command", metavar="ACTION", required=True)
     ls = psub.add_parser("list", help="the built-in variants with their sha256")
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--json", action="store_true", help="machine output: JSON on stdout")
     ls.set_defaults(func=_list)
     show = psub.add_parser("show", help="print one variant's text (or a CEP file's)")
-    show.add_argument("name", metavar="VARIANT|FILE")
+    show.add_argument("name", metavar="VARIANT|FILE", help="a CEP variant (cep prefix list) or a text file")
     show.set_defaults(func=_show)
     apply = psub.add_parser("apply", help="apply a CEP to a JSON messages list read from a file or stdin")
-    apply.add_argument("name", metavar="VARIANT|FILE")
-    apply.add_argument("messages", nargs="?", default="-", metavar="MESSAGES.json")
+    apply.add_argument("name", metavar="VARIANT|FILE", help="a CEP variant (cep prefix list) or a text file")
+    apply.add_argument(
+        "messages",
+        nargs="?",
+        default="-",
+        metavar="MESSAGES.json",
+        help="a JSON list of chat messages (default: read from stdin)",
+    )
     apply.set_defaults(func=_apply)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 
 from cep_core.commands import print_json, stderr_console, stdout_console
 
@@ -15,9 +16,24 @@ def register(sub: argparse._SubParsersAction) -> None:
         "question file (answers from possible_answer/ beside it), a folder of them, or a JSONL "
         "file in the project's eval format.",
     )
-    p.add_argument("--track", choices=["toolcall", "structured"], default="toolcall")
-    p.add_argument("--dataset", required=True, metavar="PATH")
-    p.add_argument("--predictions", required=True, metavar="PREDS.jsonl")
+    p.add_argument(
+        "--track",
+        choices=["toolcall", "structured"],
+        default="toolcall",
+        help="tool calls (BFCL rules, toolcall F1) or one JSON object (structured F1); default toolcall",
+    )
+    p.add_argument(
+        "--dataset",
+        required=True,
+        metavar="PATH",
+        help="a BFCL question file or folder, or a JSONL file in the eval format",
+    )
+    p.add_argument(
+        "--predictions",
+        required=True,
+        metavar="PREDS.jsonl",
+        help='one {"id": …, "output": "<raw model text>"} per line',
+    )
     p.add_argument(
         "--format",
         dest="call_format",
@@ -41,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
     from cep_core.predictions import load_predictions
     from cep_core.report import categories_table, errors_table, results_table, write_results
     from cep_core.scoring import score_all
+    from cep_core.versions import provenance
 
+    started = time.time()
     examples = load_examples(args.dataset, args.track)
     if not examples:  # nothing to score is not a perfect score
         raise InputError(
@@ -50,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         )
     outputs = load_predictions(args.predictions, {ex.id for ex in examples})
     results, scores = score_all(examples, outputs, args.track, args.call_format, args.strict)
+    results = {**provenance(started, time.time()), **results}
     results["dataset"] = str(args.dataset)
     results["predictions"] = str(args.predictions)
     if args.out:

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from cep_core.ages import parse_age
 from cep_core.commands import print_json, stderr_console, stdout_console
+from cep_core.commands.gpu import gpu_count
 from cep_core.errors import InputError
 
 
@@ -39,34 +40,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 0)[1])
 
     s = tsub.add_parser("stats", help="per agent and model: calls, success rate, cost, time, progress")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="machine output: JSON on stdout")
     s.set_defaults(func=cmd_stats)
 
     ls = tsub.add_parser("list", help="newest traces first")
     _filters(ls)
     ls.add_argument("--before", metavar="ID", help="only traces older than this id (the next page)")
-    ls.add_argument("--limit", type=int, default=20)
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--limit", type=int, default=20, metavar="N", help="traces per page (default 20)")
+    ls.add_argument("--json", action="store_true", help="machine output: JSON on stdout")
     ls.set_defaults(func=cmd_list)
 
     se = tsub.add_parser("search", help="full-text search over prompts, responses and errors")
     se.add_argument("text", metavar="TEXT", nargs="+", help="words that must all appear (quotes not needed)")
     _filters(se)
     se.add_argument("--raw", action="store_true", help="TEXT is an FTS5 query (phrases, OR, NEAR, prefix*)")
-    se.add_argument("--limit", type=int, default=20)
-    se.add_argument("--json", action="store_true")
+    se.add_argument("--limit", type=int, default=20, metavar="N", help="traces per page (default 20)")
+    se.add_argument("--json", action="store_true", help="machine output: JSON on stdout")
     se.set_defaults(func=cmd_search)
 
     sh = tsub.add_parser("show", help="one whole trace")
     sh.add_argument("id", metavar="ID", help="a trace id (or a unique prefix of 8+ characters)")
-    sh.add_argument("--json", action="store_true")
+    sh.add_argument("--json", action="store_true", help="machine output: JSON on stdout")
     sh.set_defaults(func=cmd_show)
 
     ex = tsub.add_parser("export", help="successful calls to Hermes-format JSONL (train/holdout split)")
     ex.add_argument("--agent", metavar="A", help="TYPE/NAME, or a type or name that names one agent")
-    ex.add_argument("--model", metavar="M")
+    ex.add_argument("--model", metavar="M", help="only calls to this model")
     ex.add_argument("--since", metavar="T", help="unix seconds, an ISO date/time, or an age such as 2h, 7d")
-    ex.add_argument("--until", metavar="T")
+    ex.add_argument("--until", metavar="T", help="only calls before this time (same forms as --since)")
     ex.add_argument("--include-failed", action="store_true", help="export failed calls too")
     ex.add_argument("--holdout", type=float, default=0.1, help="share of examples held out (default 0.1)")
     ex.add_argument("--out", metavar="PATH", help="output folder (default CEP_HOME/datasets/traces-…)")
@@ -75,7 +76,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="do not restart the exported agents' counts of new examples (a look, not a hand-off)",
     )
-    ex.add_argument("--json", action="store_true")
+    ex.add_argument("--json", action="store_true", help="machine output: JSON on stdout")
     ex.set_defaults(func=cmd_export)
 
     rt = tsub.add_parser(
@@ -100,8 +101,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="only export and write the config; print the command that starts it",
     )
     rt.add_argument("--backend", default="local", help="where the job runs: local (default) or slurm")
-    rt.add_argument("--gpus", type=int, default=0, help="GPUs for the training job")
-    rt.add_argument("--json", action="store_true")
+    rt.add_argument(
+        "--gpus", type=gpu_count, default=0, metavar="N", help="how many GPUs the training job uses"
+    )
+    rt.add_argument("--json", action="store_true", help="machine output: JSON on stdout")
     rt.set_defaults(func=cmd_retrain)
 
     im = tsub.add_parser(
@@ -114,17 +117,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     im.add_argument("file", metavar="FILE", help="a .jsonl file")
     im.add_argument("--agent", metavar="TYPE/NAME", help="the agent of lines that do not name one")
     im.add_argument("--model", metavar="M", help="the model of lines that do not name one")
-    im.add_argument("--json", action="store_true")
+    im.add_argument("--json", action="store_true", help="machine output: JSON on stdout")
     im.set_defaults(func=cmd_import)
 
     tr = tsub.add_parser("triggers", help="recorded retrain triggers, newest first")
-    tr.add_argument("--json", action="store_true")
+    tr.add_argument("--json", action="store_true", help="machine output: JSON on stdout")
     tr.set_defaults(func=cmd_triggers)
 
 
 def _filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--agent", metavar="A", help="TYPE/NAME, or a type or name that names one agent")
-    p.add_argument("--model", metavar="M")
+    p.add_argument("--model", metavar="M", help="only calls to this model")
     p.add_argument("--failed", action="store_true", help="failed calls only")
     p.add_argument("--since", metavar="T", help="unix seconds, an ISO date/time, or an age such as 2h, 7d")
 
@@ -203,8 +206,22 @@ def _fmt_num(value: float | None, digits: int = 3, suffix: str = "") -> str:
 def cmd_stats(args: argparse.Namespace) -> int:
     from rich.table import Table
 
+    from cep_core.state import traces_db_path
     from cep_core.tracer.query import stats
 
+    path = Path(args.traces).expanduser() if args.traces else traces_db_path()
+    if not path.exists():
+        # No store yet is a store of zero traces: said so, exit 0, and nothing created (a capture creates it).
+        data = {"groups": [], "agents": [], "threshold": _threshold(args), "total": 0, "store": str(path)}
+        if args.json:
+            print_json(data)
+        else:
+            stdout_console().print(
+                f"0 traces in {path} (no store yet: it appears with the first call captured through "
+                "WorkflowTracer or `cep traces import`)",
+                soft_wrap=True,
+            )
+        return 0
     store = _store(args)
     data = stats(store, threshold=_threshold(args)) | {"store": str(store.path)}
     if args.json:

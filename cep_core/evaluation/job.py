@@ -29,6 +29,7 @@ from cep_core.evaluation.sets import DEFAULT_HOLDOUT, LoadedSet, load_sets
 from cep_core.prefix import NO_CEP, Cep, apply_cep, get_cep
 from cep_core.runs import ProgressWriter, RunPaths, log_output_to, new_run_id
 from cep_core.state import resolve_home
+from cep_core.versions import provenance
 
 EXIT_COMPLETED = 0
 EXIT_ERROR = 1
@@ -326,11 +327,13 @@ def score_and_write(
                 row["generation_error"] = generation.error
             rows.append(row)
     failed = [g for g in generations if g.error]
+    finished = time.time()
     results = {
+        **provenance(created, finished),
         "eval_id": plan.eval_id,
         "name": config.name,
         "created": created,
-        "finished": time.time(),
+        "finished": finished,
         "model": plan.model or None,
         "adapter": plan.adapter,
         "training_run": str(plan.training.root) if plan.training else None,

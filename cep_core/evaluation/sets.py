@@ -2,9 +2,9 @@
 
 A set's `source` names where its examples come from:
 
-- `bfcl:CAT[,CAT...]` (toolcall) — BFCL files from ../shared/data/bfcl (or $CEP_BFCL_DIR); each category keeps
-  BFCL's own rule (simple, multiple, parallel, irrelevance: no call is right, relevance: any call is right).
-  `bfcl:all` is every category present.
+- `bfcl:CAT[,CAT...]` (toolcall) — BFCL v4 files: $CEP_BFCL_DIR, else the copy the bfcl-eval package ships,
+  else ../shared/data/bfcl (see `bfcl_dir`); each category keeps BFCL's own rule (simple, multiple, parallel,
+  irrelevance: no call is right, relevance: any call is right). `bfcl:all` is every single-turn category.
 - `bfcl-json:CAT[,CAT...]` (structured) — BFCL entries of simple categories turned into "answer with the
   arguments as one JSON object matching this schema"; expected = the gold arguments, schema = the function's
   parameters in JSON-Schema types. Ids get a `json:` prefix so they never collide with the toolcall ones.
@@ -51,6 +51,7 @@ class LoadedSet:
     examples: list[EvalExample]
     available: int  # examples before sampling
     skipped: Counter[str] = field(default_factory=Counter)
+    data_dir: str = ""  # bfcl sets: the folder their files were read from (see bfcl_dir)
 
     def describe(self) -> dict[str, Any]:
         """The data spec as results.json and cep.db record it."""
@@ -66,21 +67,53 @@ class LoadedSet:
             "available": self.available,
             "skipped": dict(sorted(self.skipped.items())),
             "categories": dict(sorted(Counter(e.category for e in self.examples).items())),
+            **({"data_dir": self.data_dir} if self.data_dir else {}),
         }
 
 
+# The BFCL leaderboard's own package, which ships the BFCL v4 files (`bfcl_eval/data/`). `make` installs it
+# with --no-deps (its runtime stack — vllm, API SDKs — is not needed to read its data or run its checker).
+BFCL_EVAL_REQUIREMENT = "bfcl-eval==2026.3.23"
+# The package also ships sets this evaluation does not score (multi-turn, memory and web-search conversations,
+# Java and JavaScript calls, format-sensitivity prompts): they need BFCL's own harness. `bfcl:all` leaves them out.
+UNSCORED_PREFIXES = ("multi_turn", "memory", "web_search", "format_sensitivity")
+UNSCORED_SUFFIXES = ("java", "javascript")
+
+
+def scored_category(category: str) -> bool:
+    """A single-turn Python category, with an answer or under BFCL's relevance rule."""
+    return not category.startswith(UNSCORED_PREFIXES) and not category.endswith(UNSCORED_SUFFIXES)
+
+
+def bfcl_package_data() -> Path | None:
+    """`bfcl_eval/data` of the installed bfcl-eval package (found from its metadata; never imported)."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("bfcl-eval")
+    except metadata.PackageNotFoundError:
+        return None
+    data = Path(str(dist.locate_file("bfcl_eval/data")))
+    return data if (data / "possible_answer").is_dir() else None
+
+
 def bfcl_dir() -> Path:
-    """Where `bfcl:` sets read from: $CEP_BFCL_DIR, else the shared data's bfcl/ folder."""
+    """Where `bfcl:` sets read from: $CEP_BFCL_DIR; else the BFCL files the bfcl-eval package ships (the
+    leaderboard's own copy, at the version `make` pins); else ../shared/data/bfcl (or $CEP_SHARED_DATA/bfcl)."""
     env = os.environ.get("CEP_BFCL_DIR")
     if env:
         return Path(env).expanduser()
+    packaged = bfcl_package_data()
+    if packaged is not None:
+        return packaged
     from cep_core.data.sources import shared_data_dir
 
     shared = shared_data_dir()
-    if shared is None:
+    if shared is None or not (shared / "bfcl").is_dir():
         raise InputError(
-            "no BFCL data: set CEP_BFCL_DIR to a folder of BFCL_v4_*.json files (with possible_answer/), "
-            "or give the file's path as the set's source",
+            f"no BFCL data: install BFCL's package, which ships it (`pip install --no-deps "
+            f"{BFCL_EVAL_REQUIREMENT}`; `make` does), or set CEP_BFCL_DIR to a folder of BFCL_v4_*.json "
+            "files (with possible_answer/), or give a file's path as the set's source",
             field="sets.source",
         )
     return shared / "bfcl"
@@ -88,20 +121,26 @@ def bfcl_dir() -> Path:
 
 def bfcl_files(categories: str) -> list[Path]:
     base = bfcl_dir()
+    present = {bfcl.category_of(p): p for p in sorted(base.glob("BFCL_v*.json")) if bfcl.is_bfcl_file(p)}
+    scored = sorted(c for c in present if scored_category(c))
     if categories.strip() in ("", "all"):
-        files = sorted(p for p in base.glob("BFCL_*.json") if bfcl.is_bfcl_file(p))
-        if not files:
-            raise InputError("no BFCL_*.json files here", path=base)
-        return files
+        if not scored:
+            raise InputError("no BFCL_*.json files of single-turn categories here", path=base)
+        return [present[c] for c in scored]
     files = []
     for cat in (c.strip() for c in categories.split(",")):
-        found = sorted(p for p in base.glob("BFCL_v*.json") if bfcl.category_of(p) == cat)
-        if not found:
-            known = sorted(bfcl.category_of(p) for p in base.glob("BFCL_*.json"))
+        if cat not in present:
             raise InputError(
-                f"no BFCL category {cat!r} (here: {', '.join(known)})", path=base, field="source"
+                f"no BFCL category {cat!r} (here: {', '.join(scored)})", path=base, field="source"
             )
-        files.append(found[-1])
+        if not scored_category(cat):
+            raise InputError(
+                f"BFCL category {cat!r} is not one this evaluation scores (multi-turn, memory, web search, "
+                f"format sensitivity and other languages need BFCL's own harness); here: {', '.join(scored)}",
+                path=base,
+                field="source",
+            )
+        files.append(present[cat])
     return files
 
 
@@ -127,7 +166,10 @@ def load_set(
     else:
         track, examples = _eval_file(spec)
     available = len(examples)
-    return LoadedSet(spec, track, sample_examples(examples, spec.sample, spec.seed), available, skipped)
+    data_dir = str(bfcl_dir()) if sep and kind in ("bfcl", "bfcl-json") else ""
+    return LoadedSet(
+        spec, track, sample_examples(examples, spec.sample, spec.seed), available, skipped, data_dir
+    )
 
 
 def load_sets(

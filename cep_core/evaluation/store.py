@@ -52,6 +52,11 @@ class EvalRecord:
     variant: str | None = None
 
     @property
+    def short_id(self) -> str:
+        """The random tail of the id (`…-demo-preds-0e33` -> `0e33`): with the name, what a table shows."""
+        return short_id(self.id)
+
+    @property
     def headline(self) -> dict[str, float | None]:
         """The two figures the baselines are about."""
         return {"structured_f1": self.structured_f1, "toolcall_f1": self.toolcall_f1}
@@ -152,8 +157,13 @@ def list_evaluations(home: str | Path | None = None) -> list[EvalRecord]:
     return records
 
 
+def short_id(eval_id: str) -> str:
+    return eval_id.rsplit("-", 1)[-1]
+
+
 def get_evaluation(eval_id: str, home: str | Path | None = None) -> EvalRecord:
-    """One evaluation by id, by a unique prefix of it, or by name (the newest of that name)."""
+    """One evaluation by id, by a unique prefix of it, by its short id (the id's last part, as tables show it)
+    when unique, or by name (the newest of that name)."""
     records = list_evaluations(home)
     exact = [r for r in records if r.id == eval_id]
     if exact:
@@ -161,6 +171,9 @@ def get_evaluation(eval_id: str, home: str | Path | None = None) -> EvalRecord:
     matches = [r for r in records if r.id.startswith(eval_id)]
     if len(matches) == 1:
         return matches[0]
+    by_short = [r for r in records if r.short_id == eval_id]
+    if not matches and len(by_short) == 1:
+        return by_short[0]
     named = [r for r in records if r.name == eval_id]
     if named:
         return named[0]  # the newest evaluation of that name

@@ -49,6 +49,14 @@ TRACE_COLUMNS = (
 OPEN_ATTEMPTS = 20
 
 
+# The search index over the traces. `content=[traces]` is the spelling sqlite-utils and Datasette look for when
+# they find a table's full-text index (`sqlite-utils search traces.db traces WORD`, Datasette's search box);
+# SQLite reads `content='traces'` the same, but those tools then say the table has no full-text search.
+FTS_TABLE_SQL = """
+        CREATE VIRTUAL TABLE traces_fts USING fts5(
+            user_query, response, error, content=[traces], content_rowid=[rowid])"""
+
+
 @TRACE_MIGRATIONS
 def m001_traces(db: sqlite_utils.Database) -> None:
     db.execute("""
@@ -74,9 +82,7 @@ def m001_traces(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_traces_agent_success ON traces (agent_type, agent_name, success, id)")
     db.execute("CREATE INDEX idx_traces_model ON traces (model, id)")
     db.execute("CREATE INDEX idx_traces_success ON traces (success, id)")
-    db.execute("""
-        CREATE VIRTUAL TABLE traces_fts USING fts5(
-            user_query, response, error, content='traces', content_rowid='rowid')""")
+    db.execute(FTS_TABLE_SQL)
     db.execute("""
         CREATE TRIGGER traces_ai AFTER INSERT ON traces BEGIN
             INSERT INTO traces_fts (rowid, user_query, response, error)
@@ -129,6 +135,18 @@ def m003_stats_index(db: sqlite_utils.Database) -> None:
     db.execute(
         "CREATE INDEX idx_traces_stats ON traces (agent_type, agent_name, model, execution_time, success, cost)"
     )
+
+
+@TRACE_MIGRATIONS
+def m004_fts_found_by_sqlite_utils(db: sqlite_utils.Database) -> None:
+    """Stores made before FTS_TABLE_SQL declared `content='traces'`: rebuild the index under the spelling
+    sqlite-utils and Datasette recognise (the triggers name the table, so they keep working)."""
+    row = db.execute("SELECT sql FROM sqlite_master WHERE name = 'traces_fts'").fetchone()
+    if row is None or "content=[traces]" in row[0]:
+        return
+    db.execute("DROP TABLE traces_fts")
+    db.execute(FTS_TABLE_SQL)
+    db.execute("INSERT INTO traces_fts (traces_fts) VALUES ('rebuild')")
 
 
 @dataclass(slots=True)

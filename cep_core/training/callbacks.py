@@ -1,7 +1,9 @@
-"""Trainer callbacks: progress events for the console, and a clean stop (checkpoint first) on SIGTERM/SIGINT."""
+"""Trainer callbacks: progress events for the console, a clean stop (checkpoint first) on SIGTERM/SIGINT, and
+the Trainer's log lines printed as JSON."""
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
@@ -85,6 +87,23 @@ class ProgressCallback(TrainerCallback):
         path = self.checkpoints_dir / f"checkpoint-{state.global_step}"
         if path.is_dir():
             self.writer.emit("checkpoint", step=state.global_step, path=str(path))
+
+
+class JsonLogPrinter(TrainerCallback):
+    """Each log of the Trainer as one JSON line on stdout (stdout.log, the console's log view). It replaces the
+    Trainer's own printer, which writes Python dict reprs with numbers as strings: `{'loss': '6.762', …}`."""
+
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        if not logs or not state.is_local_process_zero:
+            return
+        line = {"step": state.global_step}
+        for key, value in logs.items():
+            if key != "total_flos":
+                number = _num(value) if not isinstance(value, bool) else None
+                line[key] = number if number is not None else value
+        print(json.dumps(line, default=str), flush=True)
 
 
 def _num(value: Any) -> float | None:

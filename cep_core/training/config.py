@@ -14,6 +14,7 @@ from typing import Any
 from cep_core.errors import InputError
 from cep_core.tomlfile import build, dumps, read_toml
 
+REPORT_TARGETS = ("tensorboard", "wandb")
 CHOICES: dict[str, tuple[str, ...]] = {
     "device": ("auto", "cpu", "cuda"),
     "tool_format": ("target", "hermes"),
@@ -72,6 +73,9 @@ class TrainSettings:
     save_total_limit: int = 3
     logging_steps: int = 1
     seed: int = 42
+    # Where the Trainer also sends its metrics: tensorboard (RUN_DIR/tensorboard/), wandb, both, or none.
+    # progress.jsonl is written whatever this says.
+    report_to: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -169,6 +173,13 @@ def _check_values(config: TrainConfig, path: str | Path | None) -> None:
         raise bad("train.warmup_ratio", "must be in [0, 1)")
     if any(g < 0 for g in config.gpus):
         raise bad("gpus", "GPU indices cannot be negative")
+    targets = config.train.report_to
+    for target in targets:
+        if target not in (*REPORT_TARGETS, "none"):
+            raise bad("train.report_to", f"{target!r} is not one of none, {', '.join(REPORT_TARGETS)}")
+    if "none" in targets and len(targets) > 1:
+        raise bad("train.report_to", '"none" cannot be combined with a tracker')
+    config.train.report_to = [t for t in targets if t != "none"]
 
 
 def to_toml(config: TrainConfig) -> str:

@@ -7,13 +7,11 @@ SIGTERM, and ends with an `error` event of a known kind when anything goes wrong
 
 from __future__ import annotations
 
-import contextlib
 import json
-import platform
+import os
 import sys
 import time
 from collections import Counter
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +33,9 @@ class PreflightFailed(Exception):
 
 
 def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in ("torch", "transformers", "peft", "datasets", "accelerate", "cep-console"):
-        with contextlib.suppress(importlib_metadata.PackageNotFoundError):
-            out[name] = importlib_metadata.version(name)
-    return out
+    from cep_core.versions import package_versions
+
+    return {k: v for k, v in package_versions().items() if v is not None}
 
 
 def run_job(run_dir: str | Path) -> int:
@@ -93,9 +89,10 @@ def _train(paths: RunPaths, writer: ProgressWriter, stop: Any) -> int:
     prepared = pre.prepared
 
     from transformers import TrainingArguments
+    from transformers.trainer_callback import PrinterCallback
 
     from cep_core.prefix import NO_CEP, get_cep
-    from cep_core.training.callbacks import ProgressCallback
+    from cep_core.training.callbacks import JsonLogPrinter, ProgressCallback
     from cep_core.training.checkpoints import find_resume_checkpoint
     from cep_core.training.dataset import make_collator, tokenize_examples, use_packing
     from cep_core.training.loss import trainer_class
@@ -156,7 +153,8 @@ def _train(paths: RunPaths, writer: ProgressWriter, stop: Any) -> int:
         **checkpointing_args(TrainingArguments, config.train.gradient_checkpointing),
         seed=config.train.seed,
         data_seed=config.train.seed,
-        report_to="none",
+        report_to=config.train.report_to or "none",
+        run_name=paths.root.name,  # the run's name in TensorBoard and W&B
         disable_tqdm=True,
         remove_unused_columns=False,
         dataloader_num_workers=0,
@@ -173,14 +171,20 @@ def _train(paths: RunPaths, writer: ProgressWriter, stop: Any) -> int:
         "device": device,
     }
     callback = ProgressCallback(writer, stop, start_fields, paths.checkpoints)
+    if "tensorboard" in config.train.report_to:
+        # Event files inside the run directory (`tensorboard --logdir CEP_HOME/runs` shows every run).
+        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(paths.root / "tensorboard"))
+    if "wandb" in config.train.report_to:
+        os.environ.setdefault("WANDB_PROJECT", "cep")
     trainer = trainer_class()(
         model=model,
         args=args,
         train_dataset=features,
         data_collator=make_collator(tokenizer, packing),
         processing_class=tokenizer,
-        callbacks=[callback],
+        callbacks=[callback, JsonLogPrinter()],
     )
+    trainer.remove_callback(PrinterCallback)  # JsonLogPrinter prints the same logs as JSON
     meta = {
         "run_id": paths.root.name,
         "model": config.model,

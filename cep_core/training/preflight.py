@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,10 @@ from cep_core.training.tiny import BUILTIN_TINY
 GIB = 1024**3
 NON_GATED_ALTERNATIVES = ("mistralai/Mistral-7B-Instruct-v0.3", "Qwen/Qwen2.5-7B-Instruct")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-_SIZE_IN_NAME = re.compile(r"(\d+(?:\.\d+)?)\s*[bB](?![a-zA-Z])")
+_SIZE_IN_NAME = re.compile(r"(\d+(?:\.\d+)?)\s*([bBmM])(?![a-zA-Z])")  # 8B, 0.5B, 135M
+# `device = "auto"` with no usable GPU: a model this small still trains (slowly) on the CPU, so the pre-flight
+# says so instead of failing on NVML; a larger one (or one whose size is unknown) needs its GPU.
+CPU_TRAINABLE_PARAMS = 1_000_000_000
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model*.bin")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "tokenizer_config.json", "vocab.json")
 
@@ -54,10 +58,28 @@ def looks_local(model: str) -> bool:
     return model.startswith(("/", ".", "~")) or Path(model).expanduser().exists() or not _HUB_ID.match(model)
 
 
+def hub_cli() -> str:
+    """The Hugging Face command this environment has: `hf` (huggingface_hub >= 0.34; the only one from 1.0 on),
+    else the older `huggingface-cli`. Looked for beside this Python (the venv's bin/) first, then on PATH."""
+    here = Path(sys.executable).parent
+    for name in ("hf", "huggingface-cli"):
+        if (here / name).is_file() or shutil.which(name):
+            return name
+    return "hf"
+
+
+def hub_command(action: str) -> str:
+    """`hf auth login` / `hf download`, or the same under `huggingface-cli`."""
+    cli = hub_cli()
+    if action == "login":
+        return f"{cli} auth login" if cli == "hf" else f"{cli} login"
+    return f"{cli} {action}"
+
+
 def gated_message(model: str) -> str:
     alternatives = " or ".join(a for a in NON_GATED_ALTERNATIVES if a != model)
     return (
-        f"{model} is gated and this account has no access (HTTP 403). Fix: log in (`huggingface-cli login`) "
+        f"{model} is gated and this account has no access (HTTP 403). Fix: log in (`{hub_command('login')}`) "
         f"or set HF_TOKEN to a token of an account with access; request access on "
         f"https://huggingface.co/{model}; or use a non-gated model such as {alternatives}."
     )
@@ -83,7 +105,7 @@ def check_local_model(path: Path) -> Check:
             "model",
             Status.FAIL,
             f"{path} lacks {', '.join(missing)}. Fix: copy the complete model "
-            "snapshot (e.g. `huggingface-cli download ID --local-dir DIR`).",
+            f"snapshot (e.g. `{hub_command('download')} ID --local-dir DIR`).",
         )
     return Check("model", Status.OK, f"local model at {path}")
 
@@ -111,7 +133,7 @@ def check_hub_model(model: str, hub_check: Callable[[str], None] | None = None) 
             "model",
             Status.FAIL,
             f"offline (HF_HUB_OFFLINE=1) and {model} is not in the local Hugging Face cache. Fix: "
-            f"download it where the Hub is reachable (`huggingface-cli download {model}`) and copy the "
+            f"download it where the Hub is reachable (`{hub_command('download')} {model}`) and copy the "
             "cache over, set `model` to a local directory, or unset HF_HUB_OFFLINE.",
         )
     try:
@@ -200,7 +222,9 @@ def _parameter_count(model: str) -> int | None:
         if size:
             return size // 2
     match = _SIZE_IN_NAME.search(model.rsplit("/", 1)[-1])
-    return int(float(match.group(1)) * 1e9) if match else None
+    if not match:
+        return None
+    return int(float(match.group(1)) * (1e9 if match.group(2) in "bB" else 1e6))
 
 
 def check_gpu(config: TrainConfig, footprint: int) -> list[Check]:
@@ -210,20 +234,59 @@ def check_gpu(config: TrainConfig, footprint: int) -> list[Check]:
     try:
         from cep_core.gpu.preflight import check_gpu as gpu_checks
     except ImportError:
-        status = Status.OK if trains_on_cpu(config.model) else Status.WARN
+        status = Status.OK if cpu_trainable(config) else Status.WARN
         return [Check("gpu", status, "the GPU health module is not installed: GPU not checked")]
     checks = gpu_checks(required_memory_bytes=footprint or None, gpu_indices=config.gpus or None)
-    if config.device == "auto" and trains_on_cpu(config.model) and worst(checks) != Status.OK:
-        reasons = "; ".join(c.detail for c in checks if c.status != Status.OK)
-        return [Check("gpu", Status.OK, f"no usable GPU ({reasons[:200]}): {config.model} trains on the CPU")]
+    if config.device == "auto" and worst(checks) != Status.OK:
+        what = cpu_trainable(config)
+        if what:
+            # What is wrong, without the fix (installing a driver is not needed to train on the CPU); whole
+            # sentences, never cut.
+            reasons = "; ".join(c.detail.split(" Fix:")[0].strip() for c in checks if c.status != Status.OK)
+            return [Check("gpu", Status.OK, f"no usable GPU ({reasons}): {what} trains on the CPU")]
     return checks
 
 
-def trains_on_cpu(model: str) -> bool:
-    """The built-in models are small enough to train on a CPU when no GPU is usable."""
+def cpu_trainable(config: TrainConfig) -> str:
+    """What the pre-flight says of a model small enough to train on the CPU ('' when it is not, or unknown)."""
     from cep_core.builtin_models import is_builtin_real
 
-    return model == BUILTIN_TINY or is_builtin_real(model)
+    if config.model == BUILTIN_TINY:
+        return "the tiny model"
+    if is_builtin_real(config.model):
+        return "SmolLM2-135M-Instruct"
+    params = _parameter_count(config.model)
+    if params is None or params > CPU_TRAINABLE_PARAMS:
+        return ""
+    return f"this {params / 1e6:,.0f}M-parameter model"
+
+
+# What each `train.report_to` target needs importable (any one of the modules), and how to get it.
+REPORT_PACKAGES = {
+    "tensorboard": (("tensorboard", "tensorboardX"), ""),
+    "wandb": (("wandb",), ", then `wandb login` (or WANDB_MODE=offline)"),
+}
+
+
+def check_report_to(config: TrainConfig) -> Check | None:
+    """The metric trackers asked for are installed (the Trainer would fail on its first step otherwise)."""
+    import importlib.util
+
+    targets = config.train.report_to
+    if not targets:
+        return None
+    missing = []
+    for target in targets:
+        modules, then = REPORT_PACKAGES[target]
+        if not any(importlib.util.find_spec(m) is not None for m in modules):
+            missing.append(
+                f"train.report_to = {target!r} needs the {modules[0]} package, not installed here. Fix: "
+                f"`pip install {modules[0]}` (or `pip install -e '.[tracking]'`){then}; or remove it from report_to."
+            )
+    if missing:
+        return Check("report_to", Status.FAIL, " ".join(missing))
+    where = {"tensorboard": "RUN_DIR/tensorboard", "wandb": "W&B"}
+    return Check("report_to", Status.OK, "metrics also go to " + ", ".join(where[t] for t in targets))
 
 
 def check_data(config: TrainConfig) -> tuple[Check, Any]:
@@ -358,7 +421,7 @@ def check_adapter(
             f"to at most {hidden} (8 to 64 is usual).",
         ), params
     available = psutil.virtual_memory().available if available_bytes is None else available_bytes
-    on_cpu = config.device == "cpu" or trains_on_cpu(config.model)
+    on_cpu = config.device == "cpu" or bool(cpu_trainable(config))
     if on_cpu and need > available:
         return Check(
             "lora",
@@ -418,6 +481,9 @@ def run_preflight(
     if result.footprint_bytes:  # the adapter's training state lives beside the weights
         result.footprint_bytes += lora_params * TRAINED_BYTES_PER_PARAM
     result.checks.extend(check_gpu(config, result.footprint_bytes))
+    report = check_report_to(config)
+    if report is not None:
+        result.checks.append(report)
     from cep_core.state import runs_dir
 
     result.checks.append(
@@ -429,7 +495,7 @@ def run_preflight(
 def failure_kind(check: Check) -> str:
     """The error-event kind a failed check stands for."""
     name = check.name
-    if name in ("config", "disk", "lora"):
+    if name in ("config", "disk", "lora", "report_to"):
         return "config"
     if name == "model":
         return "model_access"

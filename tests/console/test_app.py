@@ -151,7 +151,8 @@ async def test_options_are_resolved_after_the_first_frame_and_feeds_start(home):
 
 def test_the_first_screen_is_shown_before_cep_core_is_loaded(tmp_path):
     """`cep-console` checks its command line with the standard library and loads cep_core (sqlite-utils and
-    the rest, ~60 ms) only once the GPU screen is up: a module-level cep_core import would undo that."""
+    the rest, ~60 ms) only once the GPU screen is up: a module-level cep_core import would undo that. The charts
+    (plotext) are not loaded for it either: the screens that draw them import them when first shown."""
     import json
     import subprocess
     import sys
@@ -166,7 +167,9 @@ def test_the_first_screen_is_shown_before_cep_core_is_loaded(tmp_path):
         original = app_module.CepConsole._ensure_options
         def spy(self):
             if not seen:
-                seen["loaded"] = sorted(m for m in sys.modules if m.startswith(("cep_core", "sqlite_utils")))
+                seen["loaded"] = sorted(
+                    m for m in sys.modules if m.startswith(("cep_core", "sqlite_utils", "plotext", "textual_plotext"))
+                )
                 seen["screen"] = type(self.screen).__name__
                 seen["banner"] = str(self.screen.query_one("#gpu-banner").render())
             return original(self)

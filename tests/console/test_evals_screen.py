@@ -33,6 +33,10 @@ async def test_evaluations_against_baselines_worst_examples_and_compare(home, tm
         assert "ticket-names  F1 0.00" in text  # a worst example with its prompt, output and errors
         assert "Open a high-priority ticket titled 'VPN drops every hour'." in text
         assert "param_name_mismatch, missing_required_param" in text
+        # Expected calls read as JSON, never as Python reprs ({'name': …}, True).
+        expected = [line for line in text.splitlines() if line.strip().startswith("expected ")]
+        assert any('[{"create_ticket": {"title": ' in line for line in expected), expected
+        assert not any("{'" in line or "None" in line for line in expected), expected
         await pilot.press("c")
         await wait_for(
             pilot, lambda: any("Mark at least two" in n.message for n in app._notifications), what="needs two"

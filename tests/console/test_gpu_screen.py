@@ -34,6 +34,8 @@ async def test_healthy_host_shows_a_green_banner_and_a_card_per_gpu(home):
         await wait_for(pilot, lambda: len(seen) >= 3 and len(app.screen.query(GpuCard)) == 8, what="8 cards")
         text = screen_text(app)
         assert "HOST OK · 8 GPU(s) · driver 550.54.15" in text
+        # A replay says so, so that the demo's healthy host is never taken for this machine's GPUs.
+        assert "REPLAY of healthy-8x-h100.json (a recording, not this machine's GPUs)" in text
         assert app.screen.query_one("#gpu-banner").has_class("-ok")
         assert "GPU 7 NVIDIA H100 80GB HBM3  OK" in text
         assert "python -m cep_core.training" in text  # the processes of the training job
@@ -86,7 +88,7 @@ async def test_the_real_nvml_path_of_this_machine(home):
         await wait_for(pilot, lambda: app.gpu_state is not None)
         await pilot.pause(0.1)
         text = screen_text(app)
-        assert "NVML library not found" in text and "source nvml" in text
+        assert "NVML library not found" in text and "HOST FAILING · this machine (NVML)" in text
         assert app.screen.query_one("#gpu-banner").has_class("-fail")
 
 

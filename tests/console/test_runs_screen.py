@@ -14,6 +14,7 @@ from textual.app import App, ComposeResult
 
 from cep_console.app import CepConsole
 from cep_console.messages import LogLines, RunsUpdated
+from cep_console.screens.confirm import ConfirmScreen
 from cep_console.widgets.log_follower import LogFollower
 
 pytestmark = pytest.mark.anyio  # Pilot tests are async: anyio's plugin runs them on asyncio
@@ -74,7 +75,18 @@ async def test_stop_then_resume_from_the_keyboard(home):
         await wait_for(
             pilot, lambda: _rows(app).get("long") and (_rows(app)["long"].step or 0) >= 2, what="running"
         )
+        # `s` asks first: "n" (or esc) leaves the run going, "y" stops it.
         await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+        assert "Stop long (" in screen_text(app) and "writes a checkpoint" in screen_text(app)
+        await pilot.press("n")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen), what="the answer")
+        step_then = _rows(app)["long"].step
+        await wait_for(pilot, lambda: (_rows(app)["long"].step or 0) > step_then, what="still stepping")
+        assert _rows(app)["long"].state == "running"
+        await pilot.press("s")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question again")
+        await pilot.press("y")
         await wait_for(pilot, lambda: _rows(app)["long"].state == "stopped", what="stopped")
         stopped_at = _rows(app)["long"].step
         assert 0 < stopped_at < 400
@@ -93,7 +105,7 @@ async def test_stop_then_resume_from_the_keyboard(home):
             pilot, lambda: (_attempt(app, 2).step or 0) > stopped_at + 2, what="attempt 2 stepping"
         )
         assert _attempt(app, 1).step == stopped_at  # the first attempt's row keeps where it stopped
-        await pilot.press("s")
+        await pilot.press("s", "y")
         await wait_for(
             pilot,
             lambda: all(r.state == "stopped" for r in app.runs_state.rows),

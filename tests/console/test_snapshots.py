@@ -6,7 +6,6 @@ change, and look at the SVGs it writes before committing them."""
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from cep_console.app import CepConsole
 from cep_console.messages import GpuUpdated, RunsUpdated, TracesUpdated
 
 SIZES = [(80, 24), (160, 48)]
-SNAP_ROOT = Path("/tmp/cep-console-snap")  # fixed: the header shows the home
+SHOWN_HOME = "~/snap-home"  # what the header says the home is: the real one is a fresh pytest folder
 
 
 @pytest.fixture(autouse=True)
@@ -32,17 +31,27 @@ def _utc(monkeypatch):
     time.tzset()
 
 
-def snap_home(name: str) -> Path:
-    home = SNAP_ROOT / name
-    shutil.rmtree(home, ignore_errors=True)
+@pytest.fixture(autouse=True)
+def _fixed_header(monkeypatch):
+    """Homes live in pytest's own temporary folders (never a fixed /tmp path another run could share); the
+    header, which shows the home, names a fixed one instead so the SVGs compare."""
+    from cep_console.app import MODE_TITLES
+
+    monkeypatch.setattr(
+        CepConsole, "_subtitle", lambda self: f"{MODE_TITLES.get(self.current_mode, '')} · {SHOWN_HOME}"
+    )
+
+
+def snap_home(root: Path, name: str) -> Path:
+    home = root / name
     home.mkdir(parents=True)
     return home
 
 
-def gpu_app(replay: Path, polls: int, name: str):
+def gpu_app(replay: Path, polls: int, name: str, root: Path):
     from cep_console.gpu_feed import GpuFeed
 
-    home = snap_home(name)
+    home = snap_home(root, name)
     feed = GpuFeed(replay, home)
     states = [feed.poll() for _ in range(polls)]
     app = CepConsole(make_options(home, replay=replay), feeds=False)
@@ -59,17 +68,17 @@ def gpu_app(replay: Path, polls: int, name: str):
 @pytest.mark.parametrize(
     "replay, polls", [(HEALTHY, 5), (NO_DRIVER, 1), (FALLEN, 5)], ids=["healthy", "nvml-missing", "xid79"]
 )
-def test_gpus(snap_compare, size, replay, polls):
-    app, run_before = gpu_app(replay, polls, f"gpus-{replay.stem}")
+def test_gpus(snap_compare, size, replay, polls, tmp_path):
+    app, run_before = gpu_app(replay, polls, f"gpus-{replay.stem}", tmp_path)
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
-def runs_home() -> Path:
+def runs_home(root: Path) -> Path:
     """Two real step-job runs under fixed job ids and run directories."""
     from cep_core.jobs.backend import LaunchSpec
     from cep_core.jobs.registry import Registry
 
-    home = snap_home("runs")
+    home = snap_home(root, "runs")
     registry = Registry(home)
     for i, (name, extra, end) in enumerate(
         [
@@ -92,11 +101,11 @@ def runs_home() -> Path:
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_runs(snap_compare, size):
+def test_runs(snap_compare, size, tmp_path):
     from cep_console.runs_feed import RunsFeed
     from cep_console.widgets.log_follower import LogFollower
 
-    home = runs_home()
+    home = runs_home(tmp_path)
     state = RunsFeed(home).poll()
     app = CepConsole(make_options(home, replay=HEALTHY), feeds=False)
 
@@ -114,7 +123,7 @@ def test_runs(snap_compare, size):
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_evals(snap_compare, size, tmp_path):
-    home = snap_home("evals")
+    home = snap_home(tmp_path, "evals")
     run_evaluation(home, tmp_path, "both-tracks")
     run_evaluation(home, tmp_path, "toolcall-only", tracks=("toolcall",))
     db = sqlite3.connect(home / "cep.db")
@@ -135,10 +144,10 @@ def test_evals(snap_compare, size, tmp_path):
     assert snap_compare(app, terminal_size=size, run_before=run_before)
 
 
-def traces_home() -> Path:
+def traces_home(root: Path) -> Path:
     from cep_core.tracer import TraceRow, TraceStore
 
-    home = snap_home("traces")
+    home = snap_home(root, "traces")
     store = TraceStore(home / "traces.db")
     rows = []
     for i in range(7):
@@ -165,12 +174,15 @@ def traces_home() -> Path:
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_traces(snap_compare, size):
+def test_traces(snap_compare, size, monkeypatch, tmp_path):
     from cep_console.traces_feed import TracesFeed
 
-    home = traces_home()
+    home = traces_home(tmp_path)
     overview = TracesFeed(home / "traces.db", home, threshold=5).overview()
-    app = CepConsole(make_options(home, replay=HEALTHY, retrain_threshold=5), feeds=False)
+    monkeypatch.chdir(home)  # the screen names the store: a relative path reads the same on every run
+    app = CepConsole(
+        make_options(home, replay=HEALTHY, retrain_threshold=5, traces_db=Path("traces.db")), feeds=False
+    )
 
     async def run_before(pilot):
         await pilot.press("4")
@@ -182,8 +194,8 @@ def test_traces(snap_compare, size):
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_help(snap_compare, size):
-    home = snap_home("help")
+def test_help(snap_compare, size, tmp_path):
+    home = snap_home(tmp_path, "help")
     app = CepConsole(make_options(home, replay=HEALTHY), feeds=False)
 
     async def run_before(pilot):
