@@ -348,8 +348,8 @@ class CepConsole(App):
             (
                 "runs",
                 "launch_demo",
-                "Launch the demo run",
-                "The built-in tiny model on the CPU, about a minute",
+                "Launch a ready-made run",
+                "The tiny demo (about a minute) or SmolLM2-135M-Instruct, a real model (minutes on a CPU)",
             ),
             ("runs", "stop", "Stop the selected run", "SIGTERM: the job checkpoints and ends as stopped"),
             ("runs", "resume", "Resume the selected run", "A new attempt from its newest checkpoint"),

@@ -73,6 +73,7 @@ class EvalRow:
     figures: dict[str, Any]
     errors: Counter[str] = field(default_factory=Counter)
     state: str = ""  # running, completed, stopped, failed, crashed
+    ablation: str = ""  # the ablation this evaluation is a variant of (cep eval ablation), else ""
 
     def matches_run(self, run_name: str) -> bool:
         hay = " ".join(
@@ -134,6 +135,7 @@ def load_evaluations(home: Path) -> EvalsState:
                 figures={h: value(rec, h) for h in HEADLINES},
                 errors=error_counts(results),
                 state=str(value(rec, "state") or ""),
+                ablation=str(value(rec, "ablation") or ""),
             )
         )
     if not rows:
@@ -166,3 +168,13 @@ def worst(row: EvalRow, n: int = 5) -> dict[str, list[dict[str, Any]]]:
                 }
             ]
     return out
+
+
+def ablation_of(row: EvalRow, rows: list[EvalRow]) -> Any:
+    """The ablation (cep_core.evaluation.ablation.Ablation) the row is a variant of, from its sibling rows; None
+    for an evaluation that is not part of one."""
+    if not row.ablation:
+        return None
+    from cep_core.evaluation.ablation import summarize
+
+    return summarize([r.record for r in rows if r.ablation == row.ablation])

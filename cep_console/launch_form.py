@@ -24,6 +24,15 @@ PREFLIGHT_TIMEOUT_S = 180
 FORM = "launch form"  # what errors name as their "file"
 
 
+SOURCE_SEPARATOR = ", "
+
+
+def split_sources(text: str) -> list[str]:
+    """The dataset field's sources: separated by a comma and a space (or a semicolon), so a comma without a
+    space stays inside one source (`bfcl:simple_python,multiple` is one source of two BFCL categories)."""
+    return [s.strip() for s in re.split(r",\s+|;", text) if s.strip()]
+
+
 @dataclass(slots=True)
 class LaunchRequest:
     name: str = "run"
@@ -49,7 +58,7 @@ class LaunchRequest:
             name=str(raw.get("name", path.stem)),
             model=str(raw.get("model", "builtin:tiny")),
             cep=str(data.get("cep", "universal")),
-            dataset=", ".join(data.get("sources", ["builtin:sample"])),
+            dataset=SOURCE_SEPARATOR.join(data.get("sources", ["builtin:sample"])),
             lora_r=str(lora.get("r", 16)),
             lora_alpha=str(lora.get("alpha", 32)),
             lora_dropout=str(lora.get("dropout", 0.05)),
@@ -87,7 +96,7 @@ class LaunchRequest:
         raw["model"] = self.model.strip()
         data = raw.setdefault("data", {})
         data["cep"] = self.cep
-        data["sources"] = [s.strip() for s in self.dataset.split(",") if s.strip()]
+        data["sources"] = split_sources(self.dataset)
         lora = raw.setdefault("lora", {})
         lora["r"] = number(self.lora_r, int, "lora.r")
         lora["alpha"] = number(self.lora_alpha, int, "lora.alpha")

@@ -109,16 +109,17 @@ def bundled_recording(name: str) -> Path:
     return Path(str(resources.files("cep_core.gpu.recordings").joinpath(f"{name}.json")))
 
 
-def write_demo_config(home: Path) -> Path:
-    """The ready-to-launch demo run: the shipped demo config (builtin:tiny on the CPU), copied into the home."""
-    from importlib import resources
+def write_demo_config(home: Path, preset: str = "demo") -> Path:
+    """A ready-to-launch run: a shipped preset's config (cep_core.training.presets; the demo is builtin:tiny on
+    the CPU, smollm2 the real-model recipe), copied into the home so the user can see and edit it."""
+    from cep_core.training.presets import preset as find_preset
+    from cep_core.training.presets import preset_text
 
-    target = home / "demo" / DEMO_CONFIG_NAME
+    target = home / "demo" / find_preset(preset).file
     if not target.is_file():
         from cep_core.private import write_private
 
-        source = resources.files("cep_core.training").joinpath("configs", DEMO_CONFIG_NAME)
-        write_private(target, source.read_text(encoding="utf-8"))
+        write_private(target, preset_text(preset))
     return target
 
 

@@ -14,7 +14,15 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Header, Static
 
-from cep_console.evals_feed import HEADLINES, EvalRow, beats, load_evaluations, prompt_text, worst
+from cep_console.evals_feed import (
+    HEADLINES,
+    EvalRow,
+    ablation_of,
+    beats,
+    load_evaluations,
+    prompt_text,
+    worst,
+)
 from cep_console.formatting import as_json, clip
 from cep_console.screens.base import ModeScreen, mode_footer
 
@@ -253,9 +261,14 @@ class EvalsScreen(ModeScreen):
     @work(thread=True, exclusive=True, group="worst")
     def _load_worst(self, row: EvalRow) -> None:
         examples = worst(row)
-        self.app.call_from_thread(self._show_worst, row, examples)
+        ablation = ablation_of(row, list(self.rows.values()))
+        self.app.call_from_thread(self._show_worst, row, examples, ablation)
 
-    def _show_worst(self, row: EvalRow, examples: dict[str, list[dict[str, Any]]]) -> None:
+    def _show_worst(self, row: EvalRow, examples: dict[str, list[dict[str, Any]]], ablation: Any = None) -> None:
+        """The selected evaluation's worst examples; for a variant of an ablation, the ablation's three variants
+        side by side first (the gains from the CEP and from training, both baselines)."""
+        from rich.console import Group
+
         if row.id not in self.rows:  # the list changed while the examples were read
             return
         self.shown = (row.id, row.state)
@@ -263,7 +276,13 @@ class EvalsScreen(ModeScreen):
             f"{row.name} · {row.id} · model {row.model} · adapter {row.adapter} · CEP {row.cep_variant}\n",
             style="bold",
         )
-        self.query_one("#worst", Static).update(header + worst_text(examples, self.size.width))
+        parts: list[Any] = [header]
+        if ablation is not None:
+            from cep_core.report import ablation_table
+
+            parts.append(ablation_table(ablation))
+        parts.append(worst_text(examples, self.size.width))
+        self.query_one("#worst", Static).update(Group(*parts))
 
     def action_mark(self) -> None:
         table = self.query_one("#evals", DataTable)

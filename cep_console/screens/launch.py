@@ -52,7 +52,10 @@ class LaunchScreen(ModalScreen[str | None]):
     def __init__(self, options: Any, demo: bool = False) -> None:
         super().__init__()
         self.options = options
-        self.demo = demo
+        self.demo = (
+            demo  # a ready-made run: the form starts from a shipped preset (cep_core.training.presets)
+        )
+        self.preset = "demo"
         if demo and options.demo_config is not None:
             self.request = LaunchRequest.from_config(options.demo_config)
         else:
@@ -62,9 +65,20 @@ class LaunchScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="launch-dialog"):
-            title = "Launch the demo run (built-in tiny model)" if self.demo else "Launch a training run"
+            title = "Launch a ready-made run" if self.demo else "Launch a training run"
             yield Static(title + " · ctrl+k pre-flight · ctrl+l launch · esc cancel", classes="dialog-title")
             with Grid(id="launch-form"):
+                if self.demo:
+                    from cep_core.training.presets import PRESETS
+
+                    yield Label("ready-made")
+                    yield Select(
+                        [(p.title, p.name) for p in PRESETS],
+                        value=self.preset,
+                        allow_blank=False,
+                        id="f-preset",
+                        compact=True,
+                    )
                 for key, label in FIELDS:
                     yield Label(label)
                     yield Input(str(getattr(self.request, key)), id=f"f-{key}", compact=True)
@@ -104,6 +118,20 @@ class LaunchScreen(ModalScreen[str | None]):
         req.cep = str(self.query_one("#f-cep", Select).value)
         req.backend = str(self.query_one("#f-backend", Select).value)
         return req
+
+    @on(Select.Changed, "#f-preset")
+    def _preset_changed(self, event: Select.Changed) -> None:
+        """Another ready-made run: its shipped config (copied into the home) fills the form."""
+        from cep_console.options import write_demo_config
+
+        if event.value == self.preset:
+            return
+        self.preset = str(event.value)
+        self.request = LaunchRequest.from_config(write_demo_config(self.options.home, self.preset))
+        for key, _ in FIELDS:
+            self.query_one(f"#f-{key}", Input).value = str(getattr(self.request, key))
+        self.query_one("#f-cep", Select).value = self.request.cep
+        self.action_check()
 
     @on(Input.Changed)
     @on(Select.Changed)

@@ -1,6 +1,6 @@
 """Runs: the job table, and for the selected run its progress bar, loss chart (with axes) and live log.
 
-Keys: n launch, d launch the demo run, s stop (asks first), r resume, e its evaluations, v evaluate it,
+Keys: n launch, d a ready-made run (tiny demo or SmolLM2), s stop (asks first), r resume, e its evaluations, v evaluate it,
 space mark and c compare marked runs, y log/linear loss axis. Stop/resume/launch run in workers.
 """
 
@@ -83,7 +83,7 @@ class RunsScreen(ModeScreen):
             "launch_demo",
             "Demo",
             id="runs.launch_demo",
-            tooltip="Launch the demo run (built-in tiny model, on the CPU)",
+            tooltip="Launch a ready-made run: the tiny demo (a minute) or SmolLM2, a real model (minutes on a CPU)",
         ),
         Binding(
             "s",
@@ -132,7 +132,7 @@ class RunsScreen(ModeScreen):
         yield Header()
         yield DataTable(id="jobs", cursor_type="row", zebra_stripes=True)
         with Vertical(id="run-detail"):
-            yield Static("No runs yet. Press n to launch one, or d for the demo run.", id="run-title")
+            yield Static("No runs yet. Press n to launch one, or d for a ready-made run.", id="run-title")
             with Horizontal(id="run-progress-row"):
                 yield ProgressBar(total=1, id="run-progress", show_eta=False)
             with Horizontal(id="run-body"):

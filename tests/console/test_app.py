@@ -47,7 +47,7 @@ async def test_help_lists_keys_with_their_ids(home):
         for binding_id in ("runs.launch", "runs.stop", "runs.resume", "runs.evals", "mode.traces", "help"):
             assert binding_id in text
         # the footer's short label ("d Demo"), and help's longer word on what the key does
-        assert "Launch the demo run (built-in tiny model" in text
+        assert "Launch a ready-made run: the tiny demo" in text
         await pilot.press("escape")
         assert isinstance(app.screen, RunsScreen)
 
@@ -77,7 +77,7 @@ async def test_the_command_palette_offers_every_action(home):
         for title in (
             "Show Runs",
             "Launch a run",
-            "Launch the demo run",
+            "Launch a ready-made run",
             "Stop the selected run",
             "Resume the selected run",
             "Compare marked evaluations",

@@ -54,3 +54,37 @@ async def test_no_evaluations_yet_says_how_to_get_one(home):
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("3")
         await wait_for(pilot, lambda: "No evaluations under" in screen_text(app), what="empty message")
+
+
+async def test_a_variant_of_an_ablation_shows_the_three_side_by_side(home, tmp_path, tiny_run):
+    import os
+    from pathlib import Path
+
+    from cep_core.cli import main as cep
+
+    shipped = Path(__file__).resolve().parents[2] / "cep_core" / "samples"
+    config = tmp_path / "abl.toml"
+    config.write_text(
+        f'name = "abl"\nbackend = "hf"\nrun = "{tiny_run}"\n'
+        f'[[sets]]\nsource = "{shipped / "demo_toolcall.jsonl"}"\nsample = 3\n'
+        '[hf]\nmax_new_tokens = 8\ndevice = "cpu"\n'
+    )
+    previous = os.environ.get("CEP_HOME")
+    os.environ["CEP_HOME"] = str(home)
+    try:
+        assert cep(["eval", "ablation", str(config), "--json"]) == 0
+    finally:
+        if previous is None:
+            os.environ.pop("CEP_HOME")
+        else:
+            os.environ["CEP_HOME"] = previous
+    app = CepConsole(make_options(home, replay=HEALTHY))
+    async with app.run_test(size=(120, 48)) as pilot:
+        await pilot.press("3")
+        table = lambda: app.screen.query_one("#evals", DataTable)  # noqa: E731
+        await wait_for(pilot, lambda: table().row_count == 3, what="the three variants")
+        await wait_for(pilot, lambda: "gain: training" in screen_text(app), what="the ablation table")
+        text = screen_text(app)
+        for label in ("base, no CEP", "base + CEP", "LoRA + CEP", "gain: CEP", "vs LLM baseline"):
+            assert label in text
+        assert "abl:lora+cep" in text and "abl:base" in text
