@@ -133,3 +133,14 @@ def test_no_ablation_yet_is_said_plainly(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CEP_HOME", str(tmp_path / "home"))
     assert cep(["eval", "ablation", "show"]) == 2
     assert "no ablation yet" in capsys.readouterr().err
+
+
+def test_the_evaluation_forms_ablation_mode_is_one_job_of_three_variants(tiny_run, tmp_path):
+    from cep_core.evaluation.launch import EVAL_MODES, EvalRequest, configs_for
+
+    assert "ablation" in EVAL_MODES
+    (config,) = configs_for(EvalRequest(target=str(tiny_run), kind="run", mode="ablation"))
+    assert config.ablation and config.run == str(tiny_run)
+    with pytest.raises(InputError) as err:
+        configs_for(EvalRequest(target=str(tmp_path), kind="model", mode="ablation"))
+    assert err.value.field == "run" and "evaluation form" in str(err.value)
