@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from trainer_runs import run_ours, run_trl  # noqa: E402
 
 
 def main() -> None:
@@ -65,80 +68,6 @@ def main() -> None:
     print(f"ours: {ours:,.0f} tokens/s")
     print(f"TRL SFTTrainer: {trl:,.0f} tokens/s")
     print(f"ratio ours/TRL: {ours / trl:.2f}")
-
-
-def _common_args(config, out: Path) -> dict:
-    return dict(
-        output_dir=str(out),
-        per_device_train_batch_size=config.train.batch_size,
-        max_steps=config.train.max_steps,
-        learning_rate=config.train.learning_rate,
-        lr_scheduler_type="cosine",
-        logging_steps=10,
-        save_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        use_cpu=True,
-        seed=42,
-        dataloader_num_workers=0,
-        include_num_input_tokens_seen="non_padding",
-    )
-
-
-def _timed_train(trainer) -> float:
-    start = time.perf_counter()
-    trainer.train()
-    elapsed = time.perf_counter() - start
-    return trainer.state.num_input_tokens_seen / elapsed
-
-
-def run_ours(config, model, tokenizer, features, out: Path) -> float:
-    from transformers import TrainingArguments
-
-    from cep_core.training.dataset import make_collator, use_packing
-    from cep_core.training.loss import trainer_class
-    from cep_core.training.model import apply_lora
-
-    packing = use_packing(config.train.packing, model)
-    model = apply_lora(model, config)
-    args = TrainingArguments(
-        **_common_args(config, out),
-        remove_unused_columns=False,
-        train_sampling_strategy="random" if packing else "group_by_length",
-    )
-    trainer = trainer_class()(
-        model=model,
-        args=args,
-        train_dataset=features,
-        processing_class=tokenizer,
-        data_collator=make_collator(tokenizer, packing),
-    )
-    return _timed_train(trainer)
-
-
-def run_trl(config, model, tokenizer, features, out: Path) -> float:
-    import datasets
-    from peft import LoraConfig
-    from trl import SFTConfig, SFTTrainer
-
-    rows = [
-        {"input_ids": r["input_ids"], "completion_mask": [int(lab != -100) for lab in r["labels"]]}
-        for r in features.rows
-    ]
-    dataset = datasets.Dataset.from_list(rows)
-    lora = LoraConfig(
-        r=config.lora.r,
-        lora_alpha=config.lora.alpha,
-        lora_dropout=config.lora.dropout,
-        target_modules="all-linear",
-        modules_to_save=["lm_head"],
-        task_type="CAUSAL_LM",
-    )
-    args = SFTConfig(**_common_args(config, out), completion_only_loss=True, max_length=None, packing=False)
-    trainer = SFTTrainer(
-        model=model, args=args, train_dataset=dataset, processing_class=tokenizer, peft_config=lora
-    )
-    return _timed_train(trainer)
 
 
 if __name__ == "__main__":
