@@ -40,3 +40,11 @@ def add_home_option(parser: argparse.ArgumentParser) -> None:
 def use_home(path: str) -> None:
     """Through the environment, so everything in this process and the jobs started from it see the same home."""
     os.environ["CEP_HOME"] = os.path.abspath(os.path.expanduser(path))
+
+
+def quiet_library_progress() -> None:
+    """No transformers progress bars ("Loading weights", "Writing model shards") under a command that shows its
+    own status: they are noise between its lines, and on a pipe they are a wall of carriage returns."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()

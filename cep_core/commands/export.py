@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 
-from cep_core.commands import print_json, stderr_console, stdout_console
+from cep_core.commands import print_json, quiet_library_progress, stderr_console, stdout_console
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from cep_core.export.merge import export_run
 
+    quiet_library_progress()
     err = stderr_console()
     with err.status("exporting") as status:
         result = export_run(args.run, args.out, force=args.force, log=lambda m: status.update(m))

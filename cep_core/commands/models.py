@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from cep_core.commands import print_json, stderr_console, stdout_console
+from cep_core.commands import print_json, quiet_library_progress, stderr_console, stdout_console
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -84,6 +84,7 @@ def prepare_model(args: argparse.Namespace) -> int:
         return 0
     if not is_builtin_real(args.name):
         raise InputError(f"{args.name!r} is not a built-in model (cep models list)")
+    quiet_library_progress()
     err = stderr_console()
     with err.status(f"converting {args.name}") as status:
         folder = ensure_smollm2(log=lambda m: status.update(m))

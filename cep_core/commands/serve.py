@@ -45,11 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cep_core.commands import stderr_console
+    from cep_core.commands import quiet_library_progress, stderr_console
     from cep_core.serve.engine import build_engine
     from cep_core.serve.server import ChatServer
     from cep_core.serve.target import resolve_target
 
+    quiet_library_progress()
     err = stderr_console()
     target = resolve_target(args.target, args.cep)
     with err.status(f"loading {target.model}" + (f" + {target.adapter}" if target.adapter else "")):
