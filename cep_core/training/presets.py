@@ -15,14 +15,9 @@ class Preset:
 
 
 PRESETS = (
-    Preset(
-        "demo", "demo.toml", "demo: the built-in tiny model, about a minute on a CPU (proves the plumbing)"
-    ),
-    Preset(
-        "smollm2",
-        "smollm2.toml",
-        "SmolLM2-135M-Instruct: the real-model recipe, learns the tool-call format in minutes on a CPU",
-    ),
+    # Titles fit the launch form's narrowest column (80-column terminals); the help text says the rest.
+    Preset("demo", "demo.toml", "tiny demo"),
+    Preset("smollm2", "smollm2.toml", "SmolLM2 (real)"),
 )
 
 

@@ -34,9 +34,12 @@ async def test_launch_the_demo_run_from_the_keyboard_and_watch_it_end(home):
         form = app.screen
         await wait_for(pilot, lambda: bool(form.checks), timeout=60, what="the demo's pre-flight")
         assert all(c.status == "ok" for c in form.checks), form.checks
-        # name -> max steps (6 tabs), -> batch size (2 more)
-        await _set(pilot, 6, "10")
+        # the ready-made list -> name -> max steps (7 tabs), -> batch size (2 more)
+        assert app.focused is not None and app.focused.id == "f-preset"
+        await _set(pilot, 7, "10")
+        assert app.focused.id == "f-max_steps"
         await _set(pilot, 2, "4")
+        assert app.focused.id == "f-batch_size"
         assert form.checks == []  # the form changed: its checks are void until run again
         await pilot.press("ctrl+l")  # refused without checks
         assert isinstance(app.screen, LaunchScreen)

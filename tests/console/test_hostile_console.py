@@ -156,7 +156,7 @@ async def test_a_run_of_cep_train_is_listed_stopped_and_resumed_from_the_runs_sc
             row = rows()["fg"]
             assert (row.backend, row.state, row.attempt) == ("foreground", "running", 1)
             assert "foreground" in screen_text(app)
-            await pilot.press("s")
+            await pilot.press("s", "y")  # stop, and confirm it
             await wait_for(pilot, lambda: rows()["fg"].state == "stopped", 90, "stopped")
             out, _ = train.communicate(timeout=60)
             assert train.returncode == 3 and "stopped at step" in out
