@@ -44,7 +44,11 @@ def use_home(path: str) -> None:
 
 def quiet_library_progress() -> None:
     """No transformers progress bars ("Loading weights", "Writing model shards") under a command that shows its
-    own status: they are noise between its lines, and on a pipe they are a wall of carriage returns."""
-    from transformers.utils import logging as hf_logging
+    own status: they are noise between its lines, and on a pipe they are a wall of carriage returns. Without
+    transformers (an install without the [ml] extra, scoring over an API) there is nothing to quiet."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
 
     hf_logging.disable_progress_bar()
