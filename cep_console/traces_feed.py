@@ -11,6 +11,7 @@ from typing import Any
 
 from cep_core.errors import InputError
 from cep_core.tracer.filters import FilterTerms
+from cep_core.tracer.thresholds import DEFAULT_THRESHOLD
 
 PAGE_SIZE = 50
 
@@ -50,7 +51,7 @@ class TracesOverview:
     total: int = 0
     groups: list[Any] = field(default_factory=list)  # GroupStats
     agents: list[Any] = field(default_factory=list)  # AgentProgress
-    threshold: int = 100
+    threshold: int = DEFAULT_THRESHOLD
     newly_ready: list[Any] = field(default_factory=list)  # agents that crossed the threshold since last poll
 
 
@@ -89,7 +90,7 @@ class TracesFeed:
             return TracesOverview(False, f"cannot open the trace store {self.path}: {exc}")
         if store is None:
             return TracesOverview(False, self.missing_message())
-        threshold = self.threshold or thresholds.DEFAULT_THRESHOLD
+        threshold = self.threshold or DEFAULT_THRESHOLD
         return TracesOverview(
             True, "", store.count(), group_stats(store), thresholds.progress(store, threshold), threshold
         )
@@ -151,5 +152,5 @@ class TracesFeed:
         if self.home is not None:
             out = self.home / "retrain" / f"{key.agent_type}-{key.agent_name}-{new_id()}".replace("/", "-")
         return prepare_retrain(
-            store, key, out_dir=out, threshold=self.threshold or thresholds.DEFAULT_THRESHOLD, launch=launch
+            store, key, out_dir=out, threshold=self.threshold or DEFAULT_THRESHOLD, launch=launch
         )
