@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cep_core import baselines
+from cep_core.baselines import TRACK_OF_METRIC
 
 HEADLINES = ("structured_f1", "toolcall_f1", "format_compliance")
-TRACK_OF_METRIC = {"structured_f1": "structured", "toolcall_f1": "toolcall"}
 
 
 def value(record: Any, name: str, default: Any = None) -> Any:
@@ -32,33 +31,6 @@ def record_id(record: Any) -> str:
             return str(v)
     path = value(record, "path") or value(record, "dir")
     return Path(str(path)).name if path else "?"
-
-
-def beats(metric: str, figure: Any) -> dict[str, bool]:
-    """Which baselines a figure beats (strictly), for structured_f1 and toolcall_f1."""
-    if not isinstance(figure, int | float) or metric not in baselines.LLM:
-        return {"llm": False, "small_model": False}
-    return {"llm": figure > baselines.LLM[metric], "small_model": figure > baselines.SMALL_MODEL[metric]}
-
-
-def error_counts(results: Any) -> Counter[str]:
-    """Every `errors` mapping of category -> count in a results document (one per track), summed."""
-    out: Counter[str] = Counter()
-
-    def walk(node: Any) -> None:
-        if isinstance(node, Mapping):
-            errs = node.get("errors")
-            if isinstance(errs, Mapping) and all(isinstance(v, int) for v in errs.values()):
-                out.update({str(k): int(v) for k, v in errs.items()})
-            for k, v in node.items():
-                if k != "errors":
-                    walk(v)
-        elif isinstance(node, list):
-            for item in node[:50]:
-                walk(item)
-
-    walk(results)
-    return out
 
 
 @dataclass(slots=True)
@@ -133,7 +105,7 @@ def load_evaluations(home: Path) -> EvalsState:
                 cep_variant=str(value(rec, "cep_variant") or "-"),
                 n=value(rec, "n"),
                 figures={h: value(rec, h) for h in HEADLINES},
-                errors=error_counts(results),
+                errors=store.error_counts(results),
                 state=str(value(rec, "state") or ""),
                 ablation=str(value(rec, "ablation") or ""),
             )

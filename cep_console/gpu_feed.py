@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cep_core.gpu.health import HealthReport, evaluate
+from cep_core.gpu.health import HealthReport, HealthSettings, evaluate
 from cep_core.gpu.kernel_log import XidEvent
 from cep_core.gpu.sample import Sampler
 
@@ -51,7 +51,7 @@ def metric_values(gpu: Any) -> dict[str, float | None]:
     return {
         "util": num(gpu.util_gpu),
         "mem": 100 * used / total if used is not None and total else None,
-        "temp": 100 * temp / (slow or 90.0) if temp is not None else None,
+        "temp": 100 * temp / HealthSettings().temp_scale_c(slow) if temp is not None else None,
         "power": 100 * power / limit if power is not None and limit else None,
     }
 

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from cep_core.errors import InputError
+from cep_core.prefix import NO_CEP, VARIANTS
+from cep_core.training.config import TrainConfig
 
-CEP_VARIANTS = ("universal", "compact", "structured", "toolcall", "none")
+CEP_VARIANTS = (*VARIANTS, NO_CEP)  # the engine's built-in prefixes, and training without one
 BACKENDS = ("local", "slurm")
 PREFLIGHT_TIMEOUT_S = 180
 FORM = "launch form"  # what errors name as their "file"
@@ -33,39 +35,46 @@ def split_sources(text: str) -> list[str]:
     return [s.strip() for s in re.split(r",\s+|;", text) if s.strip()]
 
 
+_DEFAULT = (
+    TrainConfig()
+)  # the form starts from the engine's defaults, so a blank run is what `cep train` runs
+
+
 @dataclass(slots=True)
 class LaunchRequest:
-    name: str = "run"
-    model: str = "builtin:tiny"
-    cep: str = "universal"
-    dataset: str = "builtin:sample"  # comma-separated sources
-    lora_r: str = "16"
-    lora_alpha: str = "32"
-    lora_dropout: str = "0.05"
-    max_steps: str = "100"
-    learning_rate: str = "2e-4"
-    batch_size: str = "4"
-    max_seq_length: str = "1024"
+    name: str = _DEFAULT.name
+    model: str = _DEFAULT.model
+    cep: str = _DEFAULT.data.cep
+    dataset: str = SOURCE_SEPARATOR.join(_DEFAULT.data.sources)  # comma-separated sources
+    lora_r: str = str(_DEFAULT.lora.r)
+    lora_alpha: str = str(_DEFAULT.lora.alpha)
+    lora_dropout: str = str(_DEFAULT.lora.dropout)
+    max_steps: str = str(_DEFAULT.train.max_steps)  # 0: train.epochs decides the length
+    learning_rate: str = str(_DEFAULT.train.learning_rate)
+    batch_size: str = str(_DEFAULT.train.batch_size)
+    max_seq_length: str = str(_DEFAULT.train.max_seq_length)
     backend: str = "local"
     gpus: str = "0"
     base: dict[str, Any] = field(default_factory=dict)  # the config the form started from (kept settings)
 
     @classmethod
     def from_config(cls, path: Path) -> LaunchRequest:
+        """The form filled from a config file; what the file leaves out is the engine's default."""
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
         data, lora, train = raw.get("data", {}), raw.get("lora", {}), raw.get("train", {})
+        blank = cls()
         return cls(
             name=str(raw.get("name", path.stem)),
-            model=str(raw.get("model", "builtin:tiny")),
-            cep=str(data.get("cep", "universal")),
-            dataset=SOURCE_SEPARATOR.join(data.get("sources", ["builtin:sample"])),
-            lora_r=str(lora.get("r", 16)),
-            lora_alpha=str(lora.get("alpha", 32)),
-            lora_dropout=str(lora.get("dropout", 0.05)),
-            max_steps=str(train.get("max_steps", 100)),
-            learning_rate=str(train.get("learning_rate", 2e-4)),
-            batch_size=str(train.get("batch_size", 4)),
-            max_seq_length=str(train.get("max_seq_length", 1024)),
+            model=str(raw.get("model", blank.model)),
+            cep=str(data.get("cep", blank.cep)),
+            dataset=SOURCE_SEPARATOR.join(data["sources"]) if "sources" in data else blank.dataset,
+            lora_r=str(lora.get("r", blank.lora_r)),
+            lora_alpha=str(lora.get("alpha", blank.lora_alpha)),
+            lora_dropout=str(lora.get("dropout", blank.lora_dropout)),
+            max_steps=str(train.get("max_steps", blank.max_steps)),
+            learning_rate=str(train.get("learning_rate", blank.learning_rate)),
+            batch_size=str(train.get("batch_size", blank.batch_size)),
+            max_seq_length=str(train.get("max_seq_length", blank.max_seq_length)),
             base=raw,
         )
 

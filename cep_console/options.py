@@ -29,7 +29,7 @@ class ConsoleOptions:
     runs_interval_s: float = 1.0
     supervise_interval_s: float = 5.0
     traces_interval_s: float = 15.0
-    retrain_threshold: int = 100  # new successful examples that make an agent ready to retrain
+    retrain_threshold: int | None = None  # new successful examples for retraining; None: cep_core's default
     read_kernel_log: bool = True
     kernel_log_readers: list | None = None  # None = cep_core's defaults (/dev/kmsg, journal, kern.log)
 

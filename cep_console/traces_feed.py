@@ -5,25 +5,23 @@ A missing store is a state to show (with how to create one), never an error, and
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cep_core.ages import format_age, parse_age
 from cep_core.errors import InputError
+from cep_core.tracer.filters import FilterTerms
+from cep_core.tracer.thresholds import DEFAULT_THRESHOLD
 
 PAGE_SIZE = 50
 
 
 @dataclass(slots=True)
 class TraceQuery:
-    """What the traces table shows: filters, an optional full-text search, and the keyset position."""
+    """What the traces table shows: filter terms (cep_core's language, as `cep traces list` reads them), an
+    optional full-text search, and the keyset position."""
 
-    agent: str | None = None  # "type/name"
-    model: str | None = None
-    success: bool | None = None
-    since_s: float | None = None  # newer than this many seconds ago
+    terms: FilterTerms = field(default_factory=FilterTerms)
     search: str = ""
     before_ids: list[str | None] = field(default_factory=lambda: [None])  # a stack: page k starts before [k]
 
@@ -32,46 +30,11 @@ class TraceQuery:
         return len(self.before_ids)
 
     def describe(self) -> str:
-        parts = []
-        if self.agent:
-            parts.append(f"agent={self.agent}")
-        if self.model:
-            parts.append(f"model={self.model}")
-        if self.success is not None:
-            parts.append(f"success={'yes' if self.success else 'no'}")
-        if self.since_s:
-            parts.append(f"since={format_age(self.since_s)}")
+        described = self.terms.describe()
+        parts = [] if described == "all traces" else [described]
         if self.search:
             parts.append(f"search={self.search!r}")
         return " ".join(parts) or "all traces"
-
-
-def parse_filter(text: str) -> TraceQuery:
-    """`agent=planner/main model=gpt-4o success=no since=2h` -> a TraceQuery; bad words raise InputError."""
-    q = TraceQuery()
-    for word in text.split():
-        key, sep, value = word.partition("=")
-        if not sep or not value:
-            raise InputError(
-                f"filter {word!r}: write key=value (agent, model, success, since)", field="filter"
-            )
-        key = key.lower()
-        if key == "agent":
-            q.agent = value
-        elif key == "model":
-            q.model = value
-        elif key == "success":
-            if value.lower() not in ("yes", "no", "true", "false", "1", "0"):
-                raise InputError(f"success={value}: use yes or no", field="filter")
-            q.success = value.lower() in ("yes", "true", "1")
-        elif key == "since":
-            age = parse_age(value)
-            if not age:
-                raise InputError(f"since={value}: use a duration such as 30m, 2h or 7d", field="filter")
-            q.since_s = age
-        else:
-            raise InputError(f"unknown filter {key!r} (use agent, model, success, since)", field="filter")
-    return q
 
 
 @dataclass(slots=True)
@@ -88,7 +51,7 @@ class TracesOverview:
     total: int = 0
     groups: list[Any] = field(default_factory=list)  # GroupStats
     agents: list[Any] = field(default_factory=list)  # AgentProgress
-    threshold: int = 100
+    threshold: int = DEFAULT_THRESHOLD
     newly_ready: list[Any] = field(default_factory=list)  # agents that crossed the threshold since last poll
 
 
@@ -127,7 +90,7 @@ class TracesFeed:
             return TracesOverview(False, f"cannot open the trace store {self.path}: {exc}")
         if store is None:
             return TracesOverview(False, self.missing_message())
-        threshold = self.threshold or thresholds.DEFAULT_THRESHOLD
+        threshold = self.threshold or DEFAULT_THRESHOLD
         return TracesOverview(
             True, "", store.count(), group_stats(store), thresholds.progress(store, threshold), threshold
         )
@@ -142,19 +105,6 @@ class TracesFeed:
         self._ready = set(ready)
         return new
 
-    def _where(self, q: TraceQuery) -> Any:
-        from cep_core.tracer.query import TraceFilter
-        from cep_core.tracer.thresholds import parse_agent
-
-        agent_type = agent_name = None
-        if q.agent:
-            key = parse_agent(q.agent)
-            agent_type, agent_name = key.agent_type, key.agent_name
-        since = time.time() - q.since_s if q.since_s else None
-        return TraceFilter(
-            agent_type=agent_type, agent_name=agent_name, model=q.model, success=q.success, since=since
-        )
-
     def page(self, q: TraceQuery, limit: int = PAGE_SIZE) -> TracesPage:
         from cep_core.tracer import query
 
@@ -163,9 +113,9 @@ class TracesFeed:
             return TracesPage([], False, None)
         before = q.before_ids[-1]
         if q.search:
-            pg = query.search(store, q.search, before_id=before, limit=limit, where=self._where(q))
+            pg = query.search(store, q.search, before_id=before, limit=limit, where=q.terms.to_filter(store))
         else:
-            pg = query.page(store, before_id=before, limit=limit, where=self._where(q))
+            pg = query.page(store, before_id=before, limit=limit, where=q.terms.to_filter(store))
         return TracesPage(pg.rows, pg.next_before_id is not None, pg.next_before_id)
 
     def get(self, trace_id: str) -> Any:
@@ -202,5 +152,5 @@ class TracesFeed:
         if self.home is not None:
             out = self.home / "retrain" / f"{key.agent_type}-{key.agent_name}-{new_id()}".replace("/", "-")
         return prepare_retrain(
-            store, key, out_dir=out, threshold=self.threshold or thresholds.DEFAULT_THRESHOLD, launch=launch
+            store, key, out_dir=out, threshold=self.threshold or DEFAULT_THRESHOLD, launch=launch
         )

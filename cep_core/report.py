@@ -91,9 +91,16 @@ def errors_table(results: dict[str, Any]) -> Table | None:
     table.add_column("meaning")
     n = max(results["n"], 1)
     for category, count in results["errors"].items():
-        meaning = DESCRIPTIONS.get(ErrorCategory._value2member_map_.get(category), "")  # type: ignore[arg-type]
-        table.add_row(category, str(count), pct(count / n), meaning)
+        table.add_row(category, str(count), pct(count / n), meaning_of(category))
     return table
+
+
+def meaning_of(category: str) -> str:
+    """What an error category means; '' for one this version does not know (results.json of another version)."""
+    try:
+        return DESCRIPTIONS.get(ErrorCategory(category), "")
+    except ValueError:
+        return ""
 
 
 def categories_table(results: dict[str, Any]) -> Table | None:

@@ -46,16 +46,17 @@ def wait_for(watcher, n, timeout=10.0):
 def test_watcher_follows_a_file_that_grows_while_it_runs(tmp_path):
     log = tmp_path / "kern.log"
     log.write_text("May 18 19:00:00 gpu-host kernel: usb 1-1: new high-speed USB device\n" + XID_13 + "\n")
-    watcher = XidWatcher(home=tmp_path / "home", readers=[FileFollower(log)], use_nvml=False)
+    follower = FileFollower(log)
+    watcher = XidWatcher(home=tmp_path / "home", readers=[follower], use_nvml=False)
     with watcher:
         assert watcher.log_source.name == str(log)
-        time.sleep(0.3)
+        assert follower.ready.wait(10), "the follower never opened the log"
         assert watcher.get(timeout=0.2) is None  # the old line is history, not news
         with log.open("a") as fh:
             fh.write("May 18 19:02:38 gpu-host kernel: eth0: link up\n")
             fh.write(XID_79[:40])  # half a line: nothing yet
             fh.flush()
-            time.sleep(0.3)
+            assert watcher.get(timeout=0.3) is None
             fh.write(XID_79[40:] + "\n")
         (ev,) = wait_for(watcher, 1)
         assert (ev.xid, ev.pci, ev.severity, ev.source) == (79, "0000:5d:00", "fatal", str(log))
@@ -71,8 +72,9 @@ def test_watcher_follows_a_file_that_grows_while_it_runs(tmp_path):
 def test_watcher_survives_rotation(tmp_path):
     log = tmp_path / "kern.log"
     log.write_text("")
-    with XidWatcher(home=tmp_path / "home", readers=[FileFollower(log)], use_nvml=False) as watcher:
-        time.sleep(0.3)
+    follower = FileFollower(log)
+    with XidWatcher(home=tmp_path / "home", readers=[follower], use_nvml=False) as watcher:
+        assert follower.ready.wait(10), "the follower never opened the log"
         log.rename(tmp_path / "kern.log.1")
         log.write_text(XID_79 + "\n")
         (ev,) = wait_for(watcher, 1)

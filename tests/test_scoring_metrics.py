@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from itertools import permutations
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cep_core.evalset import EvalExample
-from cep_core.scoring import aggregate, json_leaves, score_all, score_example
+from cep_core.scoring import _assign, _assign_greedy, aggregate, json_leaves, score_all, score_example
 from cep_core.toolcalls import ToolCall, render_target
 
 WEATHER = {
@@ -48,6 +52,61 @@ def test_optimal_matching_where_bfcl_greedy_fails():
     score = score_example(ex, out(("get_weather", {"city": "Oslo"}), ("get_weather", {"city": "Rome"})))
     assert not score.correct
     assert score.f1 == 1.0 and score.matched == 2
+
+
+def _best_total(weights: list[list[int]]) -> int:
+    """Brute force: the largest total over every one-to-one pairing (a negative weight counts as unpaired)."""
+    rows = [[max(w, 0) for w in row] for row in weights]
+    if len(rows) > len(rows[0]):
+        rows = [list(col) for col in zip(*rows, strict=True)]
+    return max(
+        sum(rows[i][j] for i, j in enumerate(cols)) for cols in permutations(range(len(rows[0])), len(rows))
+    )
+
+
+def _is_pairing(pairs: list[tuple[int, int]], weights: list[list[int]]) -> bool:
+    rows, cols = [i for i, _ in pairs], [j for _, j in pairs]
+    return (
+        len(set(rows)) == len(rows)
+        and len(set(cols)) == len(cols)
+        and all(weights[i][j] >= 0 for i, j in pairs)
+    )
+
+
+weight_tables = st.integers(1, 6).flatmap(
+    lambda n: st.integers(1, 6).flatmap(
+        lambda m: st.lists(st.lists(st.integers(-1, 20), min_size=m, max_size=m), min_size=n, max_size=n)
+    )
+)
+
+
+@given(weight_tables)
+def test_the_assignment_is_the_brute_force_optimum(weights):
+    pairs = _assign(weights)
+    assert _is_pairing(pairs, weights)
+    assert sum(weights[i][j] for i, j in pairs) == _best_total(weights)
+
+
+def test_the_brute_force_check_tells_a_greedy_pairing_from_the_optimum():
+    # Greedy takes the 3 first and is left with 0; pairing crosswise gives 2 + 2.
+    weights = [[3, 2], [2, 0]]
+    greedy = _assign_greedy(weights)
+    assert sum(weights[i][j] for i, j in greedy) < _best_total(weights) == 4
+
+
+cities = st.sampled_from(["Oslo", "Rome", "Lima"])
+
+
+@given(
+    st.lists(cities, min_size=1, max_size=5),
+    st.lists(st.sets(cities, min_size=1).map(sorted), min_size=1, max_size=5),
+)
+def test_the_most_full_matches_are_found_whatever_the_order(called, accepted):
+    """score.matched is the largest number of calls that can each take a different answer they satisfy."""
+    ex = toolcall_example([{"get_weather": {"city": ok}} for ok in accepted])
+    score = score_example(ex, out(*[("get_weather", {"city": c}) for c in called]))
+    fits = [[int(c in ok) for ok in accepted] for c in called]
+    assert score.matched == _best_total(fits)
 
 
 def test_partial_parallel_answer_precision_recall_f1():

@@ -15,7 +15,7 @@ from cep_core.cli import main
 from cep_core.tracer import WorkflowTracer
 from cep_core.tracer.retrain import prepare_retrain, triggers
 from cep_core.tracer.store import TraceStore
-from cep_core.tracer.thresholds import AgentKey
+from cep_core.tracer.thresholds import DEFAULT_THRESHOLD, AgentKey
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -136,7 +136,7 @@ def test_user_errors_name_the_problem(store_path, tmp_path, capsys):
     code, _, err = cep(capsys, "traces", "--traces", str(store_path), "export", "--agent", "nobody")
     assert code == 2 and "orchestrator/main" in err  # lists the agents that exist
     code, _, err = cep(capsys, "traces", "--traces", str(store_path), "retrain", "orchestrator/main")
-    assert code == 2 and "threshold is 100" in err and "--force" in err
+    assert code == 2 and f"threshold is {DEFAULT_THRESHOLD}" in err and "--force" in err
 
 
 def test_export_writes_hermes_jsonl(store_path, tmp_path, capsys):

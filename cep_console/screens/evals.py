@@ -18,13 +18,13 @@ from cep_console.evals_feed import (
     HEADLINES,
     EvalRow,
     ablation_of,
-    beats,
     load_evaluations,
     prompt_text,
     worst,
 )
 from cep_console.formatting import as_json, clip
 from cep_console.screens.base import ModeScreen, mode_footer
+from cep_core.baselines import beats
 
 
 def figure_cell(metric: str, figure: Any) -> Text:

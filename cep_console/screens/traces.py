@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Header, Input, Static
 from cep_console.formatting import as_json, bar, num, pct, when
 from cep_console.messages import ActionDone
 from cep_console.screens.base import ModeScreen, mode_footer
-from cep_console.traces_feed import TraceQuery, TracesFeed, parse_filter
+from cep_console.traces_feed import TraceQuery, TracesFeed
 
 
 def agent_cells(group: Any, progress: Any) -> list[Any]:
@@ -267,23 +267,25 @@ class TracesScreen(ModeScreen):
         )
 
     def action_filter(self) -> None:
-        self._open_input("filter", "agent=TYPE/NAME model=M success=yes|no since=2h; empty clears", "")
+        self._open_input(
+            "filter", "agent=TYPE/NAME model=M success=yes|no since=2h|2026-05-01; empty clears", ""
+        )
 
     @on(Input.Submitted, "#trace-input")
     def _submitted(self, event: Input.Submitted) -> None:
         from cep_core.errors import InputError
+        from cep_core.tracer.filters import parse_terms
 
         text = event.value.strip()
         if self.input_mode == "search":
             self.query_state.search = text
         else:
             try:
-                new = parse_filter(text)
+                terms = parse_terms(text)
             except InputError as exc:
                 self.notify(str(exc), severity="error")
                 return
-            new.search = self.query_state.search
-            self.query_state = new
+            self.query_state = TraceQuery(terms, self.query_state.search)
         self.query_state.before_ids = [None]
         self._close_input()
         self.load_page()

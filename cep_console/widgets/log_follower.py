@@ -34,17 +34,15 @@ class LogFollower(Log):
         self.lines_seen = 0
         self._follow(path)
 
-    def _update_size(self, updates: int, lines: list[str]) -> None:
-        """Textual's Log measures each write's width in a new thread worker holding the written lines; under a
-        flood those workers pile up with their lines (memory grows with the log). Measure here instead: the
-        batches are bounded by LogTail, and only the lines the view keeps can widen it."""
-        if lines:
-            from rich.cells import cell_len
-
-            width = max(
-                cell_len(self._process_line(line)) for line in lines[-(self.max_lines or len(lines)) :]
-            )
-            self._update_maximum_width(updates, width)
+    def append(self, lines: list[str]) -> None:
+        """Add lines through Log.write, which measures their width in this call. Log.write_lines measures in a
+        new thread worker holding the written lines, and under a flood those workers pile up with their lines
+        (memory grows with the log). Only the lines the view keeps are written, so only they can widen it."""
+        if not lines:
+            return
+        kept = lines[-self.max_lines :] if self.max_lines else lines
+        at_end = self.is_vertical_scroll_end and not self.is_vertical_scrollbar_grabbed
+        self.write(("\n" if self.lines else "") + "\n".join(kept), scroll_end=self.auto_scroll and at_end)
 
     def stop_following(self) -> None:
         self.path = None
@@ -92,9 +90,9 @@ class LogFollower(Log):
             return
         if message.reset:
             self.clear()
-            self.write_line(f"--- {self.path.name} was {message.reset}; following it from its start ---")
+            self.append([f"--- {self.path.name} was {message.reset}; following it from its start ---"])
         if message.skipped_bytes:
-            self.write_line(f"--- skipped {message.skipped_bytes} bytes to keep up ---")
+            self.append([f"--- skipped {message.skipped_bytes} bytes to keep up ---"])
         if message.lines:
-            self.write_lines(message.lines)
+            self.append(message.lines)
             self.lines_seen += len(message.lines)

@@ -253,8 +253,7 @@ def compare(ns: argparse.Namespace) -> int:
         for r in records:
             row = r.to_dict()
             row["beats_llm"] = {
-                metric: (value is not None and value > baselines.LLM[metric])
-                for metric, value in r.headline.items()
+                metric: baselines.beats(metric, value)["llm"] for metric, value in r.headline.items()
             }
             rows.append(row)
         print_json(

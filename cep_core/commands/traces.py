@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import time
 from pathlib import Path
 from typing import Any
 
 from rich import box
 from rich.text import Text
 
-from cep_core.ages import parse_age
+from cep_core.ages import parse_time
 from cep_core.commands import print_json, stderr_console, stdout_console
 from cep_core.commands.gpu import gpu_count
 from cep_core.errors import InputError
@@ -132,27 +131,6 @@ def _filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--since", metavar="T", help="unix seconds, an ISO date/time, or an age such as 2h, 7d")
 
 
-def parse_time(text: str | None, field: str, now: float | None = None) -> float | None:
-    """Unix seconds, an ISO date or date-time (local time unless it names a zone), or an age ('90m', '2d')."""
-    if text is None:
-        return None
-    now = time.time() if now is None else now
-    age = parse_age(text)
-    if age is not None:
-        return now - age
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return dt.datetime.fromisoformat(text.strip()).timestamp()
-    except ValueError:
-        raise InputError(
-            f"{field}: {text!r} is not a time: give unix seconds, an ISO date such as 2026-05-01, "
-            "or an age such as 30m, 2h, 7d"
-        ) from None
-
-
 def _threshold(args: argparse.Namespace) -> int:
     from cep_core.tracer.thresholds import DEFAULT_THRESHOLD
 
@@ -182,17 +160,17 @@ def _store(args: argparse.Namespace, *, must_exist: bool = True):
 
 
 def _where(args: argparse.Namespace, store: Any):
-    from cep_core.tracer.query import TraceFilter
-    from cep_core.tracer.thresholds import resolve_agent
+    """The flags as filter terms, read by the same rules as the console's `agent=… since=…` line."""
+    from cep_core.tracer.filters import FilterTerms
 
-    key = resolve_agent(store, args.agent) if getattr(args, "agent", None) else None
-    return TraceFilter(
-        agent_type=key.agent_type if key else None,
-        agent_name=key.agent_name if key else None,
+    terms = FilterTerms(
+        agent=args.agent or None,
         model=args.model,
         success=False if args.failed else None,
-        since=parse_time(args.since, "--since"),
+        since=args.since,
+        flags=True,
     )
+    return terms.to_filter(store)
 
 
 def _fmt_time(ts: float) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,17 @@ def headline_figures(results: dict[str, Any]) -> dict[str, Any]:
         compliant += figures["format_compliance"] * figures["n"]
     out["n"] = n_total
     out["format_compliance"] = compliant / n_total if n_total else None
+    return out
+
+
+def error_counts(results: dict[str, Any]) -> Counter[str]:
+    """The error categories of a results.json summed over its tracks (each track's `errors` is scoring's
+    count of category -> examples)."""
+    out: Counter[str] = Counter()
+    for figures in (results.get("tracks") or {}).values():
+        errors = figures.get("errors") if isinstance(figures, dict) else None
+        if isinstance(errors, dict):
+            out.update({str(k): int(v) for k, v in errors.items() if isinstance(v, int)})
     return out
 
 

@@ -21,18 +21,26 @@ from cep_core.gpu.nvml import NA
 from cep_core.gpu.sample import POWER_THROTTLE, THERMAL_THROTTLE, GpuSample, HostSample
 from cep_core.gpu.xid_catalog import ACTION_TEXT, Action, Severity, lookup
 
+TEMP_MARGIN_C = 5.0  # warn when temperature >= slowdown threshold - margin
+TEMP_FALLBACK_C = 85.0  # warn above this when the slowdown threshold is n/a
+
 
 @dataclass(frozen=True, slots=True)
 class HealthSettings:
     """Thresholds of the health rules; every CLI command can override them."""
 
     xid_window_s: float = 24 * 3600.0  # Xids older than this no longer count
-    temp_margin_c: float = 5.0  # warn when temperature >= slowdown threshold - margin
-    temp_fallback_c: float = 85.0  # warn above this when the slowdown threshold is n/a
+    temp_margin_c: float = TEMP_MARGIN_C
+    temp_fallback_c: float = TEMP_FALLBACK_C
     warn_on_power_throttle: bool = True
     warn_on_thermal_throttle: bool = True
     warn_on_ecc_uncorrected: bool = True
     warn_on_pcie_degraded: bool = True
+
+    def temp_scale_c(self, slowdown: float | None) -> float:
+        """The temperature a gauge reads as full: the slowdown threshold, or, for a GPU that reports none, the
+        one the fallback warning implies (fallback + margin), so the console's bar and the verdict agree."""
+        return slowdown if slowdown else self.temp_fallback_c + self.temp_margin_c
 
 
 @dataclass(frozen=True, slots=True)

@@ -197,6 +197,8 @@ class FileFollower:
         self.path = Path(path)
         self.name = str(self.path)
         self.force_polling = force_polling
+        # Set once follow() holds the file at its starting point: whatever is written after it is news.
+        self.ready = threading.Event()
 
     def probe(self) -> str | None:
         try:
@@ -223,6 +225,7 @@ class FileFollower:
         inode = os.fstat(fh.fileno()).st_ino
         if not from_start:
             fh.seek(0, os.SEEK_END)
+        self.ready.set()
         partial = b""
         # One watcher for the whole follow; it wakes us on a change in the folder (rotation included) or
         # every half second, so `stop` is honoured promptly.

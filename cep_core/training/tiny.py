@@ -83,9 +83,9 @@ def build_tiny_model(tokenizer: Any, seed: int = 0) -> Any:
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id,
         bos_token_id=tokenizer.bos_token_id,
+        attn_implementation="sdpa",  # the config's public argument for the kernel (not the private attribute)
         **TINY_DIMS,
     )
-    config._attn_implementation = "sdpa"
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id

@@ -1,44 +1,12 @@
-"""The console's pure logic: trace filters, the launch form (validation, pre-flight, the launch rule), options."""
+"""The console's pure logic: the launch form (validation, pre-flight, the launch rule), options."""
 
 from __future__ import annotations
 
-import contextlib
-
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from cep_console.launch_form import CheckResult, LaunchRequest, can_launch, run_checks, write_config
 from cep_console.options import home_is_empty, load_keymap, resolve_options
-from cep_console.traces_feed import parse_filter
 from cep_core.errors import InputError
-
-
-def test_filter_words_become_a_query():
-    q = parse_filter("agent=planner/main model=gpt-4o success=no since=2h")
-    assert (q.agent, q.model, q.success, q.since_s) == ("planner/main", "gpt-4o", False, 7200.0)
-    assert parse_filter("").describe() == "all traces"
-    assert parse_filter("success=no since=2d").describe() == "success=no since=2d"  # as typed, not in seconds
-
-
-@pytest.mark.parametrize(
-    "text, field_word",
-    [
-        ("agent", "key=value"),
-        ("color=red", "unknown filter"),
-        ("success=maybe", "yes or no"),
-        ("since=yesterday", "duration"),
-    ],
-)
-def test_bad_filters_say_what_is_wrong(text, field_word):
-    with pytest.raises(InputError, match=field_word):
-        parse_filter(text)
-
-
-@given(st.text(max_size=80))
-def test_the_filter_parser_never_raises_anything_but_input_error(text):
-    with contextlib.suppress(InputError):
-        parse_filter(text)
 
 
 def test_the_form_writes_a_config_the_training_job_accepts(tmp_path):
