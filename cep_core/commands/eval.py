@@ -101,8 +101,8 @@ def run_config(ns: argparse.Namespace, ablation: bool = False) -> int:
 def _foreground(run_dir: Any, as_json: bool, ablation: bool = False) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from cep_core.evaluation.job import run_evaluation
     from cep_core.commands import quiet_library_progress
+    from cep_core.evaluation.job import run_evaluation
     from cep_core.report import categories_table, errors_table, results_table
 
     quiet_library_progress()  # the job's own bar, not transformers' "Loading weights" between its lines
