@@ -39,6 +39,7 @@ def run_ours(config, model, tokenizer, features, out: Path) -> float:
     from transformers import TrainingArguments
 
     from cep_core.training.dataset import make_collator, use_packing
+    from cep_core.training.job import checkpointing_args
     from cep_core.training.loss import trainer_class
     from cep_core.training.model import apply_lora, quiet_peft_deprecations
 
@@ -47,6 +48,7 @@ def run_ours(config, model, tokenizer, features, out: Path) -> float:
         model = apply_lora(model, config)
     args = TrainingArguments(
         **common_args(config, out),
+        **checkpointing_args(TrainingArguments, config.train.gradient_checkpointing),
         remove_unused_columns=False,
         train_sampling_strategy="random" if packing else "group_by_length",
     )
@@ -81,7 +83,18 @@ def run_trl(config, model, tokenizer, features, out: Path) -> float:
         modules_to_save=list(config.lora.modules_to_save) or None,
         task_type="CAUSAL_LM",
     )
-    args = SFTConfig(**common_args(config, out), completion_only_loss=True, max_length=None, packing=False)
+    # SFTConfig turns activation checkpointing on by default (TRL 1.x): recomputing every layer in the backward
+    # pass would time a different algorithm. Both trainers run with the run config's setting (off by default).
+    args = SFTConfig(
+        **common_args(config, out),
+        completion_only_loss=True,
+        max_length=None,
+        packing=False,
+        gradient_checkpointing=config.train.gradient_checkpointing,
+    )
+    assert getattr(args, "activation_checkpointing", args.gradient_checkpointing) == (
+        config.train.gradient_checkpointing
+    )
     trainer = SFTTrainer(
         model=model,
         args=args,

@@ -1,6 +1,6 @@
 """A real model from the console: `d` offers the ready-made runs, the SmolLM2 recipe fills the form, its pre-flight
 passes on this CPU host, and the launched job trains SmolLM2-135M-Instruct to its end (two steps here; the
-recipe's own sixty are measured in docs/training.md)."""
+recipe's own 120 are measured in docs/training.md)."""
 
 from __future__ import annotations
 
