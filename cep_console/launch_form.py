@@ -7,6 +7,7 @@ name the field) and writes the TOML the run starts from; `run_checks` runs the p
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -144,10 +145,12 @@ class CheckResult:
 
 
 def run_checks(config: Path, home: Path, timeout_s: float = PREFLIGHT_TIMEOUT_S) -> list[CheckResult]:
-    """The training pre-flight in a subprocess (nothing heavy enters the console's process)."""
+    """The training pre-flight in a subprocess (nothing heavy enters the console's process), under the home the
+    job will run under: what it says (where builtin:smollm2 is converted, say) is what the job will do."""
     cmd = [sys.executable, "-m", "cep_console.preflight_check", str(config), str(home / "runs")]
+    env = {**os.environ, "CEP_HOME": str(home)}
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False, env=env)
     except subprocess.TimeoutExpired:
         return [CheckResult("preflight", "fail", f"the pre-flight took longer than {timeout_s:.0f} s")]
     try:

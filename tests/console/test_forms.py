@@ -66,6 +66,23 @@ def test_the_preflight_runs_in_a_subprocess_and_reports_failures(tmp_path):
     assert checks["model"].status == "fail" and "does not exist" in checks["model"].detail
 
 
+def test_the_preflight_speaks_of_the_home_the_job_will_use(tmp_path, monkeypatch):
+    """builtin:smollm2 is converted under the job's home: the form's pre-flight names that folder, not the one of
+    the console's own environment."""
+    from cep_core.builtin_models import missing_reason
+
+    if missing_reason():
+        pytest.skip(missing_reason())
+    monkeypatch.delenv("CEP_MODELS_DIR", raising=False)
+    monkeypatch.setenv("CEP_HOME", str(tmp_path / "elsewhere"))
+    home = tmp_path / "home"
+    config = write_config(LaunchRequest(name="real", model="builtin:smollm2", max_steps="2"), home)
+    checks = {c.name: c for c in run_checks(config, home)}
+    assert checks["model"].status == "ok"
+    assert str(home / "models") in checks["model"].detail
+    assert "elsewhere" not in checks["model"].detail
+
+
 def test_an_empty_home_gets_the_demo_run_and_keeps_the_real_gpus(tmp_path):
     opts = resolve_options(home=str(tmp_path / "fresh"))
     assert opts.demo and opts.replay is None
