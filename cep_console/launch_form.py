@@ -36,9 +36,8 @@ def split_sources(text: str) -> list[str]:
     return [s.strip() for s in re.split(r",\s+|;", text) if s.strip()]
 
 
-_DEFAULT = (
-    TrainConfig()
-)  # the form starts from the engine's defaults, so a blank run is what `cep train` runs
+# The form starts from the engine's defaults, so a blank run is what `cep train` runs.
+_DEFAULT = TrainConfig()
 
 
 @dataclass(slots=True)

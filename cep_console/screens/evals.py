@@ -269,8 +269,6 @@ class EvalsScreen(ModeScreen):
     ) -> None:
         """The selected evaluation's worst examples; for a variant of an ablation, the ablation's three variants
         side by side first (the gains from the CEP and from training, both baselines)."""
-        from rich.console import Group
-
         if row.id not in self.rows:  # the list changed while the examples were read
             return
         self.shown = (row.id, row.state)
@@ -282,6 +280,8 @@ class EvalsScreen(ModeScreen):
         if ablation is None:
             self.query_one("#worst", Static).update(header + worst_part)
             return
+        from rich.console import Group
+
         from cep_core.report import ablation_table
 
         self.query_one("#worst", Static).update(Group(header, ablation_table(ablation), worst_part))

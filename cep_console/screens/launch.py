@@ -78,9 +78,7 @@ class LaunchScreen(ModalScreen[str | None]):
                         allow_blank=False,
                         id="f-preset",
                         compact=True,
-                        tooltip="tiny demo: the built-in random model, about a minute on a CPU (proves the "
-                        "plumbing). SmolLM2 (real): SmolLM2-135M-Instruct learns the tool-call format in "
-                        "minutes on a CPU.",
+                        tooltip=" ".join(f"{p.title}: {p.description}." for p in PRESETS),
                     )
                 for key, label in FIELDS:
                     yield Label(label)

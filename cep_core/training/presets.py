@@ -12,12 +12,23 @@ class Preset:
     name: str
     file: str
     title: str
+    description: str
 
 
 PRESETS = (
     # Titles fit the launch form's narrowest column (80-column terminals); the help text says the rest.
-    Preset("demo", "demo.toml", "tiny demo"),
-    Preset("smollm2", "smollm2.toml", "SmolLM2 (real)"),
+    Preset(
+        "demo",
+        "demo.toml",
+        "tiny demo",
+        "the built-in random model, about a minute on a CPU (proves the plumbing)",
+    ),
+    Preset(
+        "smollm2",
+        "smollm2.toml",
+        "SmolLM2 (real)",
+        "SmolLM2-135M-Instruct learns the tool-call format in minutes on a CPU",
+    ),
 )
 
 
