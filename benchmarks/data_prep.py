@@ -30,7 +30,7 @@ def main() -> None:
     from cep_core.data.convert import SkipRow, row_to_messages
     from cep_core.data.prepare import prepare
     from cep_core.data.sources import resolve_source
-    from cep_core.prefix import apply_cep, get_cep
+    from cep_core.prompts.prefix import apply_cep, get_cep
     from cep_core.training.dataset import tokenize_examples
     from cep_core.training.tiny import build_bpe_tokenizer, tokenizer_corpus
 

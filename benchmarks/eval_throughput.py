@@ -25,7 +25,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from cep_core.evaluation.backends import Request  # noqa: E402
 from cep_core.evaluation.config import SetSpec  # noqa: E402
 from cep_core.evaluation.sets import load_set  # noqa: E402
-from cep_core.prefix import apply_cep, get_cep  # noqa: E402
+from cep_core.prompts.prefix import apply_cep, get_cep  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 BFCL = ROOT.parent / "shared" / "data" / "bfcl"
@@ -36,7 +36,7 @@ def prompts(n: int) -> tuple[str, list[Request]]:
         os.environ.setdefault("CEP_BFCL_DIR", str(BFCL))
         source = "bfcl:simple_python"
     else:
-        source = str(ROOT / "cep_core" / "samples" / "demo_toolcall.jsonl")
+        source = str(ROOT / "cep_core" / "data" / "samples" / "demo_toolcall.jsonl")
     examples = load_set(SetSpec(source, sample=n, seed=0)).examples
     cep = get_cep("compact")
     return source, [Request(ex.id, apply_cep(ex.messages, cep)) for ex in examples]

@@ -31,7 +31,7 @@ from textual.app import App, ComposeResult  # noqa: E402
 
 from cep_console.messages import LogLines  # noqa: E402
 from cep_console.widgets.log_follower import LogFollower  # noqa: E402
-from cep_core.logtail import LogTail  # noqa: E402
+from cep_core.runs.tail import LogTail  # noqa: E402
 
 GOAL_MS = 250.0
 WRITER = """

@@ -41,7 +41,7 @@ def main() -> None:
 
     from cep_core.builtin_models import ensure_smollm2
     from cep_core.data.prepare import prepare
-    from cep_core.prefix import get_cep
+    from cep_core.prompts.prefix import get_cep
     from cep_core.training.config import config_from_dict
     from cep_core.training.dataset import tokenize_examples
     from cep_core.training.presets import preset_text

@@ -19,10 +19,10 @@ import sys
 import time
 from pathlib import Path
 
-from cep_core.bfcl import ANSWER_CATEGORIES, gold_calls, load_bfcl, rule_for
-from cep_core.evalset import load_examples
+from cep_core.data.bfcl import ANSWER_CATEGORIES, gold_calls, load_bfcl, rule_for
+from cep_core.data.evalset import load_examples
+from cep_core.formats.toolcalls import render_target
 from cep_core.scoring import score_example
-from cep_core.toolcalls import render_target
 
 BFCL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bfcl"
 CATEGORIES = [*ANSWER_CATEGORIES, "irrelevance", "live_irrelevance", "live_relevance"]

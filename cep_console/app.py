@@ -432,7 +432,9 @@ def main(argv: list[str] | None = None) -> int:
     from cep_console.options import OptionError, discard_temporary_home, precheck
 
     args = build_parser().parse_args(argv)
-    os.umask(0o077)  # what the console writes under the home is private (cep_core.private, not imported yet)
+    os.umask(
+        0o077
+    )  # what the console writes under the home is private (cep_core.store.private, not imported yet)
     try:
         precheck(replay=args.replay, keys=args.keys, threshold=args.threshold)
     except OptionError as exc:

@@ -1,5 +1,5 @@
 """The evaluations side of the console: records from cep_core.evaluation.store with their headline figures
-beside both baselines (cep_core.baselines), error categories, worst examples and side-by-side comparison.
+beside both baselines (cep_core.scoring.baselines), error categories, worst examples and side-by-side comparison.
 
 Records may be mappings or objects; `value(record, name)` reads either, so the screen depends only on the
 store's documented names: list_evaluations(home), load_results(record), worst_examples(record, track, n).
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cep_core.baselines import TRACK_OF_METRIC
+from cep_core.scoring.baselines import TRACK_OF_METRIC
 
 HEADLINES = ("structured_f1", "toolcall_f1", "format_compliance")
 

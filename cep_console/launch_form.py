@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cep_core.errors import InputError
-from cep_core.prefix import NO_CEP, VARIANTS
+from cep_core.prompts.prefix import NO_CEP, VARIANTS
 from cep_core.training.config import TrainConfig
 
 CEP_VARIANTS = (*VARIANTS, NO_CEP)  # the engine's built-in prefixes, and training without one
@@ -128,7 +128,7 @@ def write_config(request: LaunchRequest, home: Path) -> Path:
     from cep_core.training.config import config_from_dict, to_toml
 
     config = config_from_dict(request.to_raw(), path=FORM)
-    from cep_core.private import private_dir, write_private
+    from cep_core.store.private import private_dir, write_private
 
     folder = private_dir(home / "launch")
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", config.name).strip("-.") or "run"

@@ -117,7 +117,7 @@ def write_demo_config(home: Path, preset: str = "demo") -> Path:
 
     target = home / "demo" / find_preset(preset).file
     if not target.is_file():
-        from cep_core.private import write_private
+        from cep_core.store.private import write_private
 
         write_private(target, preset_text(preset))
     return target
@@ -193,7 +193,7 @@ def resolve_options(
     import tempfile
 
     from cep_core.errors import InputError
-    from cep_core.state import resolve_home
+    from cep_core.store.state import resolve_home
 
     home_path = Path(tempfile.mkdtemp(prefix="cep-demo-")) if demo and not home else resolve_home(home)
     if home_path.exists() and not home_path.is_dir():
@@ -227,7 +227,7 @@ def resolve_options(
 
         opts.retrain_threshold = THRESHOLD  # the demo's traced planner is past it: `t` has something to do
     if opts.demo:
-        from cep_core.private import private_dir
+        from cep_core.store.private import private_dir
 
         private_dir(home_path)
         opts.demo_config = write_demo_config(home_path)

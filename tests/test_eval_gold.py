@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from cep_core import bfcl
 from cep_core.cli import main as cep
-from cep_core.toolcalls import ToolCall, render_target
+from cep_core.data import bfcl
+from cep_core.formats.toolcalls import ToolCall, render_target
 
 ANSWER_CATEGORIES = list(bfcl.ANSWER_CATEGORIES)
 NO_CALL_CATEGORIES = ["irrelevance", "live_irrelevance"]

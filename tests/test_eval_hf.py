@@ -15,9 +15,9 @@ from cep_core.errors import InputError
 from cep_core.evaluation.backends import Request
 from cep_core.evaluation.config import SetSpec
 from cep_core.evaluation.sets import load_set
-from cep_core.prefix import apply_cep, get_cep
+from cep_core.prompts.prefix import apply_cep, get_cep
 
-SAMPLES = Path(__file__).resolve().parents[1] / "cep_core" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "cep_core" / "data" / "samples"
 # The trained fixture's steps: the shipped demo's, unless CEP_TEST_DEMO_STEPS says fewer (never more).
 DEMO_STEPS_ENV = "CEP_TEST_DEMO_STEPS"
 

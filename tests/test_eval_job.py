@@ -14,9 +14,9 @@ from cep_core.cli import main as cep
 from cep_core.evaluation import store
 from cep_core.evaluation.job import run_evaluation
 from cep_core.runs import read_progress, run_status
-from cep_core.state import open_state
+from cep_core.store.state import open_state
 
-SAMPLES = Path(__file__).resolve().parents[1] / "cep_core" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "cep_core" / "data" / "samples"
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def write_config(path: Path, name: str = "demo", extra: str = "", predictions: s
 
 def perfect_predictions() -> str:
     """Outputs that are exactly right: the expected calls and the expected JSON."""
-    from cep_core.toolcalls import ToolCall, render_target
+    from cep_core.formats.toolcalls import ToolCall, render_target
 
     lines = []
     for line in (SAMPLES / "demo_toolcall.jsonl").read_text().splitlines():
@@ -226,9 +226,9 @@ def test_show_prints_the_worst_examples(home, tmp_path, capsys):
 def test_cep_eval_scores_bfcl_sets_on_a_clone_without_shared_data(home, tmp_path, monkeypatch, capsys):
     """A user's clone: no ../shared (CEP_SHARED_DATA names an empty folder), no CEP_BFCL_DIR; the BFCL files
     come from the bfcl-eval package `make` installs. Gold outputs of the first entries score 1."""
-    from cep_core import bfcl
+    from cep_core.data import bfcl
     from cep_core.evaluation.sets import bfcl_package_data
-    from cep_core.toolcalls import render_target
+    from cep_core.formats.toolcalls import render_target
 
     (tmp_path / "empty").mkdir()
     monkeypatch.setenv("CEP_SHARED_DATA", str(tmp_path / "empty"))

@@ -20,7 +20,7 @@ from cep_core.errors import InputError
 from cep_core.evaluation.backends import Request
 from cep_core.evaluation.backends.openai import OpenAIBackend, retry_after
 
-SAMPLES = Path(__file__).resolve().parents[1] / "cep_core" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "cep_core" / "data" / "samples"
 KEY = "sk-test-0123456789abcdef-SECRET"
 
 
@@ -246,7 +246,7 @@ def test_cep_eval_with_the_openai_backend_scores_both_tracks(server, tmp_path, m
     assert server.attempts["rate-limit " + first_tool["messages"][-1]["content"]] == 2
     assert results["backend"]["retries"] == 1
     # The CEP was applied at inference: every system prompt the server saw starts with it.
-    from cep_core.prefix import get_cep
+    from cep_core.prompts.prefix import get_cep
 
     assert all(b["messages"][0]["content"].startswith(get_cep("compact").text) for b in server.bodies)
     # The key reached the server and nothing else: no file the job wrote holds it.

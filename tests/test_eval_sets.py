@@ -7,15 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from cep_core import bfcl
+from cep_core.data import bfcl
 from cep_core.data.prepare import prepare
 from cep_core.errors import InputError
 from cep_core.evaluation import sets
 from cep_core.evaluation.config import SetSpec, eval_config_from_dict, load_eval_config, to_toml
 from cep_core.evaluation.sets import load_set, load_sets, sample_examples
-from cep_core.toolprompt import render_tools_prompt, to_json_schema
+from cep_core.prompts.toolprompt import render_tools_prompt, to_json_schema
 
-SAMPLES = Path(__file__).resolve().parents[1] / "cep_core" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "cep_core" / "data" / "samples"
 
 
 @pytest.fixture
@@ -277,8 +277,8 @@ def test_config_mistakes_name_the_field(raw, field):
 
 
 def test_hermes_rows_in_the_hermes_format_keep_their_own_prompt_and_score_hermes_calls():
+    from cep_core.formats.toolcalls import ToolCall, render_hermes
     from cep_core.scoring import score_example
-    from cep_core.toolcalls import ToolCall, render_hermes
 
     target = {ex.id: ex for ex in load_set(SetSpec("hermes:builtin:sample", split="all")).examples}
     hermes = load_set(SetSpec("hermes:builtin:sample", split="all"), tool_format="hermes").examples

@@ -14,7 +14,7 @@ from cep_core.errors import InputError
 from cep_core.evaluation.backends import Request
 from cep_core.export import EXPORT_META
 from cep_core.export.merge import export_run, read_export_meta
-from cep_core.prefix import apply_cep, get_cep
+from cep_core.prompts.prefix import apply_cep, get_cep
 
 PROMPTS = [
     [{"role": "user", "content": "What is the weather in Oslo?"}],

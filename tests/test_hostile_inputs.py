@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from cep_core.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "cep_core" / "samples"
+SAMPLES = ROOT / "cep_core" / "data" / "samples"
 
 
 def cep(*args: str, home: Path, env: dict[str, str] | None = None, timeout: float = 120):
@@ -215,7 +215,7 @@ def test_a_training_json_array_that_is_not_utf8_names_its_line(tmp_path):
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300))
 def test_the_jsonl_reader_raises_only_input_errors_naming_the_file(tmp_path_factory, data):
-    from cep_core.bfcl import read_jsonl
+    from cep_core.data.bfcl import read_jsonl
 
     path = tmp_path_factory.mktemp("j") / "any.jsonl"
     path.write_bytes(data)

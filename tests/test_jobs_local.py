@@ -278,7 +278,7 @@ def test_opening_a_new_database_waits_for_a_writer_instead_of_failing(tmp_path):
     import sqlite3
     import threading
 
-    from cep_core.db import connect
+    from cep_core.store.db import connect
 
     path = tmp_path / "new.db"
     writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)

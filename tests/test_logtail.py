@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cep_core.logtail import LogTail
+from cep_core.runs.tail import LogTail
 
 
 def test_missing_file_gives_nothing_then_lines_once_it_appears(tmp_path):
@@ -123,7 +123,7 @@ def test_follow_prints_every_line_of_a_fast_writer_in_bounded_chunks(tmp_path):
     import sys
 
     from cep_core.jobs.follow import follow
-    from cep_core.logtail import LINE_BYTES, READ_BYTES
+    from cep_core.runs.tail import LINE_BYTES, READ_BYTES
 
     log = tmp_path / "stdout.log"
     writer = subprocess.Popen(
@@ -191,7 +191,7 @@ def test_follow_shows_a_line_as_it_is_drawn_and_keeps_a_cut_character_whole(tmp_
 
 @given(st.binary(max_size=12))
 def test_a_whole_prefix_holds_back_at_most_a_cut_character(data):
-    from cep_core.logtail import utf8_whole_prefix
+    from cep_core.runs.tail import utf8_whole_prefix
 
     cut = utf8_whole_prefix(data)
     assert len(data) - 3 <= cut <= len(data)
@@ -201,7 +201,7 @@ def test_a_whole_prefix_holds_back_at_most_a_cut_character(data):
 
 @pytest.mark.parametrize("char", ["\u00e9", "\u20ac", "\U0001f600"])
 def test_a_character_cut_anywhere_is_held_back_whole(char):
-    from cep_core.logtail import utf8_whole_prefix
+    from cep_core.runs.tail import utf8_whole_prefix
 
     encoded = char.encode()
     assert utf8_whole_prefix(b"a" + encoded) == 1 + len(encoded)

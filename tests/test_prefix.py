@@ -9,7 +9,15 @@ import sys
 import pytest
 
 from cep_core.errors import InputError
-from cep_core.prefix import CLOSE_MARK, OPEN_MARK, VARIANTS, apply_cep, apply_cep_text, get_cep, strip_cep
+from cep_core.prompts.prefix import (
+    CLOSE_MARK,
+    OPEN_MARK,
+    VARIANTS,
+    apply_cep,
+    apply_cep_text,
+    get_cep,
+    strip_cep,
+)
 
 
 def test_universal_holds_every_rule_the_issue_names():
@@ -40,7 +48,7 @@ def test_structured_and_toolcall_variants_keep_to_their_track():
 
 
 def test_sha256_is_the_same_in_a_fresh_process():
-    code = "from cep_core.prefix import get_cep; print(get_cep('universal').sha256)"
+    code = "from cep_core.prompts.prefix import get_cep; print(get_cep('universal').sha256)"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from tiny_runs import tiny_config
 
-from cep_core import private
+from cep_core.store import private
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = ROOT / "cep_core" / "samples"
+SAMPLES = ROOT / "cep_core" / "data" / "samples"
 
 
 def run_open(args: list[str], home: Path, umask: int = 0o000, **kw) -> subprocess.CompletedProcess:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from cep_core.report import errors_table, meaning_of
-from cep_core.taxonomy import DESCRIPTIONS, ErrorCategory
+from cep_core.formats.taxonomy import DESCRIPTIONS, ErrorCategory
+from cep_core.scoring.report import errors_table, meaning_of
 
 
 def test_every_category_has_its_meaning_and_an_unknown_one_has_none():

@@ -127,7 +127,7 @@ def test_training_the_real_model_lowers_its_loss_on_what_it_saw(trained, smollm2
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from cep_core.data.prepare import prepare
-    from cep_core.prefix import get_cep
+    from cep_core.prompts.prefix import get_cep
     from cep_core.training.dataset import make_collator, tokenize_examples
     from cep_core.training.loss import kept_logits_loss
     from cep_core.training.model import quiet_peft_deprecations

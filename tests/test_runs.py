@@ -98,7 +98,7 @@ _JSON_VALUES = st.recursive(
 )
 def test_every_known_field_read_back_has_its_type_or_is_dropped_and_named(tmp_path_factory, event, fields):
     """A hand-edited or corrupt line (a string count, an infinite loss) never reaches a reader as written."""
-    from cep_core.jobs.progress import run_progress
+    from cep_core.runs.fold import run_progress
 
     path = tmp_path_factory.mktemp("p") / "progress.jsonl"
     path.write_text(json.dumps({"event": event, **fields}, allow_nan=True) + "\n")

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from cep_core.run_summary import loss_curve, resolve_run, summarize_run
 from cep_core.runs import ProgressWriter, create_run_dir
+from cep_core.runs.summary import loss_curve, resolve_run, summarize_run
 from cep_core.training.config import TrainConfig, to_toml
 
-SAMPLES = Path(__file__).resolve().parents[1] / "cep_core" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "cep_core" / "data" / "samples"
 
 
 def training_run(home: Path, name: str, losses: list[float], r: int, lr: float) -> Path:

@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from cep_core.bfcl import ANSWER_CATEGORIES, UNSATISFIABLE, gold_calls, load_bfcl, rule_for
-from cep_core.bfcl_checker import check_example
-from cep_core.evalset import load_examples
+from cep_core.data.bfcl import ANSWER_CATEGORIES, UNSATISFIABLE, gold_calls, load_bfcl, rule_for
+from cep_core.data.evalset import load_examples
+from cep_core.formats.toolcalls import ToolCall, render_target
 from cep_core.scoring import score_example
-from cep_core.toolcalls import ToolCall, render_target
+from cep_core.scoring.bfcl_checker import check_example
 
 BFCL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "bfcl"
 pytestmark = pytest.mark.skipif(

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from cep_core.evalset import EvalExample
-from cep_core.scoring import _assign, _assign_greedy, aggregate, json_leaves, score_all, score_example
-from cep_core.toolcalls import ToolCall, render_target
+from cep_core.data.evalset import EvalExample
+from cep_core.formats.toolcalls import ToolCall, render_target
+from cep_core.scoring import aggregate, json_leaves, score_all, score_example
+from cep_core.scoring.toolcall import _assign, _assign_greedy
 
 WEATHER = {
     "name": "get_weather",

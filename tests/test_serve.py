@@ -19,7 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cep_core.prefix import get_cep
+from cep_core.prompts.prefix import get_cep
+from cep_core.prompts.toolprompt import render_tools_prompt
 from cep_core.serve.chat_api import (
     ApiError,
     Completion,
@@ -28,7 +29,6 @@ from cep_core.serve.chat_api import (
     response_message,
     stream_chunks,
 )
-from cep_core.toolprompt import render_tools_prompt
 
 WEATHER = {
     "type": "function",
@@ -38,7 +38,7 @@ WEATHER = {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
     },
 }
-SAMPLES = Path(__file__).resolve().parents[1] / "cep_core" / "samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "cep_core" / "data" / "samples"
 
 
 # ---------------------------------------------------------------- the protocol

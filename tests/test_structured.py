@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cep_core.structured import parse_structured
-from cep_core.taxonomy import ErrorCategory as E
+from cep_core.formats.structured import parse_structured
+from cep_core.formats.taxonomy import ErrorCategory as E
 
 LEAD = {"name": "Dana Reyes", "email": "dana@northwind.io", "seats": 12}
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cep_core.errors import InputError
-from cep_core.tomlfile import build, dumps
+from cep_core.store.tomlfile import build, dumps
 
 
 @dataclass(slots=True)

@@ -7,8 +7,8 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cep_core.taxonomy import ErrorCategory as E
-from cep_core.toolcalls import CallFormat, ToolCall, parse_tool_calls, render_hermes, render_target
+from cep_core.formats.taxonomy import ErrorCategory as E
+from cep_core.formats.toolcalls import CallFormat, ToolCall, parse_tool_calls, render_hermes, render_target
 
 WEATHER = ToolCall("get_weather", {"city": "Paris"})
 
@@ -231,7 +231,7 @@ def test_non_string_input_does_not_raise():
 
 
 def test_tools_are_read_back_from_rendered_and_hermes_system_prompts():
-    from cep_core.toolprompt import render_tools_prompt, tools_from_system_prompt
+    from cep_core.prompts.toolprompt import render_tools_prompt, tools_from_system_prompt
 
     tool = {
         "type": "function",

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cep_core.toolcalls import parse_tool_calls
+from cep_core.formats.toolcalls import parse_tool_calls
 from cep_core.tracer import WorkflowTracer
 from cep_core.tracer import query as q
 from cep_core.tracer.ids import id_floor, id_time, new_id
@@ -43,7 +43,7 @@ def tracer(tmp_path, monkeypatch):
 def test_importing_the_tracer_loads_no_ml_stack():
     code = (
         "import sys; from cep_core.tracer import WorkflowTracer; import cep_core.tracer.export, "
-        "cep_core.tracer.retrain, cep_core.commands.traces; "
+        "cep_core.tracer.retrain, cep_core.cli.traces; "
         "print([m for m in ('torch', 'transformers', 'datasets', 'peft') if m in sys.modules])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -213,7 +213,7 @@ def test_retrain_exports_writes_a_config_and_records_the_trigger(store_path, tmp
     loaded = load_config(config_path)
     assert loaded.model == "builtin:tiny" and loaded.data.tool_format == "target" and loaded.lora.r == 16
     from cep_core.data.prepare import prepare
-    from cep_core.prefix import get_cep
+    from cep_core.prompts.prefix import get_cep
 
     prepared = prepare(loaded.data.sources, cep=get_cep("toolcall"), holdout_fraction=0.0)
     exported = len((out_dir / "data" / "train.jsonl").read_text().splitlines())

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from cep_core.toolcalls import parse_tool_calls
-from cep_core.toolprompt import render_tools_prompt, tools_from_system_prompt
+from cep_core.formats.toolcalls import parse_tool_calls
+from cep_core.prompts.toolprompt import render_tools_prompt, tools_from_system_prompt
 from cep_core.tracer import WorkflowTracer
 from cep_core.tracer.export import content_hash, export_dataset, in_holdout, to_conversations
 from cep_core.tracer.ids import id_floor

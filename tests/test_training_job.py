@@ -104,7 +104,7 @@ def _compliance(model, tokenizer, prompts: list[list[dict]]) -> tuple[float, flo
     """(share of answers that open a tool call, share that are a well-formed call) under greedy decoding."""
     import torch
 
-    from cep_core.toolcalls import parse_tool_calls
+    from cep_core.formats.toolcalls import parse_tool_calls
 
     opened = good = 0
     for messages in prompts:
@@ -236,7 +236,7 @@ def test_cli_check_reports_and_sets_the_exit_code(tmp_path):
 
 def test_cli_import_does_not_load_torch():
     code = (
-        "import sys, cep_core.cli; cep_core.cli.build_parser(); import cep_core.commands.train, cep_core.runs, "
+        "import sys, cep_core.cli; cep_core.cli.build_parser(); import cep_core.cli.train, cep_core.runs, "
         "cep_core.training.config, cep_core.training.preflight, cep_core.training.checkpoints; "
         "print([m for m in ('torch', 'transformers', 'peft', 'datasets') if m in sys.modules])"
     )

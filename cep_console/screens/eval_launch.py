@@ -18,7 +18,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from cep_console.widgets.tick_box import TickBox
 from cep_core.evaluation.launch import DEFAULT_SETS, EVAL_MODES, EvalRequest
-from cep_core.prefix import NO_CEP, VARIANTS
+from cep_core.prompts.prefix import NO_CEP, VARIANTS
 
 SET_ROWS = 3
 KINDS = (("a training run", "run"), ("a model folder or Hub id", "model"))

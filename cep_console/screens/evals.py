@@ -24,7 +24,7 @@ from cep_console.evals_feed import (
 )
 from cep_console.formatting import as_json, clip
 from cep_console.screens.base import ModeScreen, mode_footer
-from cep_core.baselines import beats
+from cep_core.scoring.baselines import beats
 
 
 def figure_cell(metric: str, figure: Any) -> Text:
@@ -57,7 +57,7 @@ def top_errors(row: EvalRow, k: int = 3) -> str:
 
 
 def baseline_caption() -> str:
-    from cep_core.baselines import LLM, SMALL_MODEL
+    from cep_core.scoring.baselines import LLM, SMALL_MODEL
 
     return (
         f"Baselines — LLM: structured {LLM['structured_f1']:.2f}, toolcall {LLM['toolcall_f1']:.2f} · "
@@ -67,7 +67,7 @@ def baseline_caption() -> str:
 
 
 def compare_table(rows: list[EvalRow]) -> Table:
-    from cep_core.baselines import LLM, SMALL_MODEL
+    from cep_core.scoring.baselines import LLM, SMALL_MODEL
 
     table = Table(expand=True)
     table.add_column("metric", style="bold")
@@ -282,7 +282,7 @@ class EvalsScreen(ModeScreen):
             return
         from rich.console import Group
 
-        from cep_core.report import ablation_table
+        from cep_core.scoring.report import ablation_table
 
         self.query_one("#worst", Static).update(Group(header, ablation_table(ablation), worst_part))
 

@@ -1,5 +1,5 @@
 """Runs side by side (space marks, c compares on the Runs screen): their loss curves on one chart and their
-key figures in a table — the same figures and chart as `cep runs compare` (cep_core.run_summary, charts)."""
+key figures in a table — the same figures and chart as `cep runs compare` (cep_core.runs.summary, charts)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from cep_console.widgets.loss_chart import LossChart
 
 
 def figures_table(summaries: list[Any]) -> Table:
-    from cep_core.run_summary import FIGURES, figure
+    from cep_core.runs.summary import FIGURES, figure
 
     table = Table(expand=True)
     table.add_column("", style="bold", no_wrap=True)
@@ -55,7 +55,7 @@ class RunCompareScreen(ModalScreen[None]):
 
     @work(thread=True, exclusive=True, group="run-compare")
     def _load(self) -> None:
-        from cep_core.run_summary import loss_curve, summarize_run
+        from cep_core.runs.summary import loss_curve, summarize_run
 
         summaries = [summarize_run(r.run_dir, self.home) for r in self.rows]
         curves = [(s.name, loss_curve(r.run_dir)) for s, r in zip(summaries, self.rows, strict=True)]

@@ -227,7 +227,7 @@ class RunsScreen(ModeScreen):
 
     @work(thread=True, exclusive=True, group="loss")
     def _load_loss(self, run_dir: str, name: str, kind: str) -> None:
-        from cep_core.run_summary import loss_curve
+        from cep_core.runs.summary import loss_curve
 
         curve = loss_curve(run_dir)
         self.app.call_from_thread(self._show_loss, name, kind, curve)

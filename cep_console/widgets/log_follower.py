@@ -10,7 +10,7 @@ from textual import work
 from textual.widgets import Log
 
 from cep_console.messages import LogLines
-from cep_core.logtail import LogTail
+from cep_core.runs.tail import LogTail
 
 MAX_LINES = 2000
 

@@ -13,7 +13,7 @@ from cep_core.charts import draw_loss
 
 
 class LossChart(PlotextPlot):
-    """`show(series)` with [(label, cep_core.run_summary.LossCurve)]; `log_y` switches the loss axis."""
+    """`show(series)` with [(label, cep_core.runs.summary.LossCurve)]; `log_y` switches the loss axis."""
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)

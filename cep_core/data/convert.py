@@ -11,10 +11,10 @@ import json
 import re
 from typing import Any
 
-from cep_core.bfcl import BfclEntry, gold_calls, rule_for, structured_case
-from cep_core.jsonish import loads_lenient
-from cep_core.toolcalls import CallFormat, parse_tool_calls, render
-from cep_core.toolprompt import render_tools_prompt, tools_from_system_prompt
+from cep_core.data.bfcl import BfclEntry, gold_calls, rule_for, structured_case
+from cep_core.formats.jsonish import loads_lenient
+from cep_core.formats.toolcalls import CallFormat, parse_tool_calls, render
+from cep_core.prompts.toolprompt import render_tools_prompt, tools_from_system_prompt
 
 HERMES_ROLES = {
     "system": "system",

@@ -12,7 +12,7 @@ from typing import Any
 
 from cep_core.data.convert import SkipRow, bfcl_to_messages, bfcl_to_structured_messages, row_to_messages
 from cep_core.data.sources import RawRow, is_malformed, iter_rows
-from cep_core.prefix import Cep, apply_cep
+from cep_core.prompts.prefix import Cep, apply_cep
 
 
 @dataclass(slots=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cep_core.bfcl import is_bfcl_file, load_bfcl
+from cep_core.data.bfcl import is_bfcl_file, load_bfcl
 from cep_core.errors import InputError
 
 PACKAGE_SAMPLE = Path(__file__).with_name("samples") / "hermes_sample.jsonl"

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cep_core import baselines
 from cep_core.errors import InputError
 from cep_core.evaluation.config import EvalConfig
-from cep_core.prefix import NO_CEP
+from cep_core.prompts.prefix import NO_CEP
+from cep_core.scoring import baselines
 
 METRICS = ("toolcall_f1", "structured_f1", "toolcall_format_compliance", "structured_format_compliance")
 HEADLINE = ("toolcall_f1", "structured_f1")

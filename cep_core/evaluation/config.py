@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from cep_core.errors import InputError
-from cep_core.tomlfile import build, dumps, read_toml
+from cep_core.store.tomlfile import build, dumps, read_toml
 
 BACKENDS = ("hf", "openai", "predictions")
 TOOL_FORMATS = ("target", "hermes")

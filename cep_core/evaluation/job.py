@@ -19,16 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cep_core import baselines
+from cep_core.data.evalset import EvalExample
 from cep_core.errors import InputError
-from cep_core.evalset import EvalExample
 from cep_core.evaluation import store
 from cep_core.evaluation.backends import Backend, Generation, Request
 from cep_core.evaluation.config import EvalConfig, load_eval_config
 from cep_core.evaluation.sets import DEFAULT_HOLDOUT, LoadedSet, load_sets
-from cep_core.prefix import NO_CEP, Cep, apply_cep, get_cep
+from cep_core.prompts.prefix import NO_CEP, Cep, apply_cep, get_cep
 from cep_core.runs import ProgressWriter, RunPaths, log_output_to, new_run_id
-from cep_core.state import resolve_home
+from cep_core.scoring import baselines
+from cep_core.store.state import resolve_home
 from cep_core.versions import provenance
 
 EXIT_COMPLETED = 0
@@ -371,7 +371,7 @@ def _write_jsonl(path: Path, rows: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    from cep_core.private import restrict_umask
+    from cep_core.store.private import restrict_umask
 
     restrict_umask()
 

@@ -114,8 +114,8 @@ def configs_for(request: EvalRequest, home: str | Path | None = None) -> list[Ev
 
 def prepare_run(config: EvalConfig, home: str | Path | None = None) -> Path:
     """A run directory holding the resolved config (every path absolute, so the job reads it from anywhere)."""
-    from cep_core.private import write_private
     from cep_core.runs import create_run_dir
+    from cep_core.store.private import write_private
 
     paths = create_run_dir(config.name, home)
     write_private(paths.run_toml, to_toml(config))

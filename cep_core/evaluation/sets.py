@@ -13,7 +13,7 @@ A set's `source` names where its examples come from:
   calls are that turn's. Held-out rows by default (the same hash split the training job uses).
 - `json-mode:SOURCE` (structured) — Hermes json-mode rows (with a `schema`): prompt up to the answer, expected =
   the answer's JSON. Held-out rows by default.
-- a path: a BFCL question file or folder, or a JSONL file in the project's eval format (cep_core.evalset).
+- a path: a BFCL question file or folder, or a JSONL file in the project's eval format (cep_core.data.evalset).
 
 Prompts carry the tools rendered into the system prompt by toolprompt.render_tools_prompt, exactly as the
 training data does; the CEP is applied later, at generation, so one set serves both "with" and "without".
@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cep_core import bfcl
+from cep_core.data import bfcl
+from cep_core.data.evalset import EvalExample, load_examples
 from cep_core.errors import InputError
-from cep_core.evalset import EvalExample, load_examples
 from cep_core.evaluation.config import SetSpec
-from cep_core.jsonish import loads_lenient
-from cep_core.toolcalls import CallFormat, parse_tool_calls
-from cep_core.toolprompt import function_of, render_tools_prompt
+from cep_core.formats.jsonish import loads_lenient
+from cep_core.formats.toolcalls import CallFormat, parse_tool_calls
+from cep_core.prompts.toolprompt import function_of, render_tools_prompt
 
 KINDS = ("bfcl", "bfcl-json", "hermes", "json-mode")
 DEFAULT_HOLDOUT = (0.1, 0)  # the training config's defaults: data.holdout_fraction, data.seed

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cep_core.errors import InputError
-from cep_core.state import open_state
+from cep_core.store.state import open_state
 
 RESULTS = "results.json"
 EXAMPLES = "examples.jsonl"

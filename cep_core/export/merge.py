@@ -23,8 +23,8 @@ from typing import Any
 
 from cep_core.errors import InputError
 from cep_core.export import EXPORT_META
-from cep_core.prefix import NO_CEP, get_cep
-from cep_core.private import private_dir, private_tree
+from cep_core.prompts.prefix import NO_CEP, get_cep
+from cep_core.store.private import private_dir, private_tree
 from cep_core.training.trained import TrainedModel, load_trained
 
 EXPORT_FORMAT = 1

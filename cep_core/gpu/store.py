@@ -13,7 +13,7 @@ from pathlib import Path
 import sqlite_utils
 
 from cep_core.gpu.kernel_log import XidEvent
-from cep_core.state import open_state
+from cep_core.store.state import open_state
 
 TABLE = "gpu_events"
 

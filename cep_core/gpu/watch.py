@@ -558,7 +558,7 @@ def gather_events(
         parser = KernelLogParser(source="replay")
         return [ev for line in source.kernel_log_lines() for ev in parser.feed(line)]
     from cep_core.gpu.store import open_store, recent_events, record_events
-    from cep_core.state import StateDbError
+    from cep_core.store.state import StateDbError
 
     live: list[XidEvent] = []
     if read_kernel_log:

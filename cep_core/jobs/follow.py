@@ -14,7 +14,7 @@ from pathlib import Path
 
 import watchfiles
 
-from cep_core.logtail import LogTail
+from cep_core.runs.tail import LogTail
 
 
 def follow(

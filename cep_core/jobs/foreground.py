@@ -19,7 +19,7 @@ from pathlib import Path
 from cep_core.errors import CepError
 from cep_core.jobs.backend import EXIT_FILE, Handle, LaunchSpec
 from cep_core.jobs.local import LocalBackend
-from cep_core.private import write_private
+from cep_core.store.private import write_private
 
 NAME = "foreground"
 RESUME_BACKEND = "local"

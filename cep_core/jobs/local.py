@@ -15,7 +15,7 @@ import psutil
 
 from cep_core.errors import CepError
 from cep_core.jobs.backend import LOG_FILE, Handle, LaunchSpec, Status, read_exit, runner_command
-from cep_core.private import open_private, private_dir
+from cep_core.store.private import open_private, private_dir
 
 # Start times from psutil are floats rounded by the kernel's clock ticks; a reused pid starts much later.
 _START_TOLERANCE_S = 1.0

@@ -18,9 +18,9 @@ from typing import Any
 from cep_core.errors import CepError, InputError
 from cep_core.jobs.backend import Backend, LaunchSpec, Status
 from cep_core.jobs.registry import ACTIVE_STATES, Job, Registry, new_job_id
-from cep_core.private import write_private
 from cep_core.runs import ProgressWriter, create_run_dir, iter_progress
-from cep_core.state import resolve_home
+from cep_core.store.private import write_private
+from cep_core.store.state import resolve_home
 
 KINDS = {"train": "cep_core.training", "eval": "cep_core.evaluation"}
 BACKENDS = ("local", "slurm")

@@ -13,7 +13,7 @@ import sqlite_utils
 
 from cep_core.errors import CepError
 from cep_core.jobs.backend import Handle, LaunchSpec
-from cep_core.state import open_state
+from cep_core.store.state import open_state
 
 STATES = ("queued", "running", "succeeded", "failed", "stopped", "crashed", "waiting")
 ACTIVE_STATES = ("queued", "running")

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from cep_core.jobs.backend import EXIT_FILE, RUNNER_FILE
-from cep_core.private import restrict_umask, write_private
+from cep_core.store.private import restrict_umask, write_private
 
 
 def _default_signals() -> None:

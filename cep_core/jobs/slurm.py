@@ -34,8 +34,8 @@ from cep_core.jobs.backend import (
     read_runner_start,
     runner_command,
 )
-from cep_core.private import private_dir, write_private
 from cep_core.runs import iter_progress
+from cep_core.store.private import private_dir, write_private
 
 SBATCH_FILE = "job.sbatch"
 COMMAND_TIMEOUT_S = 30.0

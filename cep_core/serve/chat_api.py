@@ -17,9 +17,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from cep_core.prefix import Cep, apply_cep
-from cep_core.toolcalls import CallFormat, ToolCall, parse_tool_calls, render
-from cep_core.toolprompt import render_tools_prompt
+from cep_core.formats.toolcalls import CallFormat, ToolCall, parse_tool_calls, render
+from cep_core.prompts.prefix import Cep, apply_cep
+from cep_core.prompts.toolprompt import render_tools_prompt
 
 ROLES = ("system", "developer", "user", "assistant", "tool")
 MAX_TOKENS_LIMIT = 32_768

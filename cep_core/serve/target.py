@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cep_core.errors import InputError
-from cep_core.prefix import NO_CEP, Cep, get_cep
+from cep_core.prompts.prefix import NO_CEP, Cep, get_cep
 
 
 @dataclass(slots=True)

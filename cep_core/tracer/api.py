@@ -66,7 +66,7 @@ class WorkflowTracer:
         redact_patterns: Iterable[PatternSpec] = (),
         threshold: int = thresholds.DEFAULT_THRESHOLD,
     ):
-        from cep_core.state import traces_db_path
+        from cep_core.store.state import traces_db_path
 
         self.path = Path(path) if path is not None else traces_db_path()
         self.strict = strict

@@ -15,8 +15,8 @@ import time
 from datetime import datetime
 from typing import Any
 
-from cep_core.jsonish import loads_lenient
-from cep_core.toolcalls import ToolCall, render_target
+from cep_core.formats.jsonish import loads_lenient
+from cep_core.formats.toolcalls import ToolCall, render_target
 from cep_core.tracer.ids import new_id
 from cep_core.tracer.redact import Redactor
 from cep_core.tracer.store import TraceRow

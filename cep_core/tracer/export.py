@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cep_core.private import open_private, private_dir, write_private
-from cep_core.state import resolve_home
-from cep_core.taxonomy import ErrorCategory
-from cep_core.toolcalls import parse_tool_calls, render_target
-from cep_core.toolprompt import render_tools_prompt
+from cep_core.formats.taxonomy import ErrorCategory
+from cep_core.formats.toolcalls import parse_tool_calls, render_target
+from cep_core.prompts.toolprompt import render_tools_prompt
+from cep_core.store.private import open_private, private_dir, write_private
+from cep_core.store.state import resolve_home
 from cep_core.tracer.capture import WARNINGS_KEY, assistant_text
 from cep_core.tracer.query import TraceFilter
 from cep_core.tracer.redact import Redactor

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from cep_core.errors import InputError
-from cep_core.private import write_private
-from cep_core.state import resolve_home
+from cep_core.store.private import write_private
+from cep_core.store.state import resolve_home
 from cep_core.tracer.export import ExportResult, export_dataset
 from cep_core.tracer.ids import new_id
 from cep_core.tracer.redact import Redactor

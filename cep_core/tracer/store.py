@@ -21,8 +21,8 @@ from typing import Any
 
 import sqlite_utils
 
-from cep_core.db import Migrations, connect
-from cep_core.state import traces_db_path
+from cep_core.store.db import Migrations, connect
+from cep_core.store.state import traces_db_path
 
 TRACE_MIGRATIONS = Migrations("traces")
 

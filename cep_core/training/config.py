@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cep_core.errors import InputError
-from cep_core.tomlfile import build, dumps, read_toml
+from cep_core.store.tomlfile import build, dumps, read_toml
 
 REPORT_TARGETS = ("tensorboard", "wandb")
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -188,6 +188,6 @@ def to_toml(config: TrainConfig) -> str:
 
 
 def write_run_toml(config: TrainConfig, path: str | Path) -> None:
-    from cep_core.private import write_private
+    from cep_core.store.private import write_private
 
     write_private(path, to_toml(config))

@@ -17,8 +17,8 @@ from typing import Any
 
 from cep_core.checks import Status
 from cep_core.errors import InputError
-from cep_core.private import restrict_umask, write_private
 from cep_core.runs import ProgressWriter, RunPaths, log_output_to
+from cep_core.store.private import restrict_umask, write_private
 
 EXIT_COMPLETED = 0
 EXIT_ERROR = 1
@@ -91,7 +91,7 @@ def _train(paths: RunPaths, writer: ProgressWriter, stop: Any) -> int:
     from transformers import TrainingArguments
     from transformers.trainer_callback import PrinterCallback
 
-    from cep_core.prefix import NO_CEP, get_cep
+    from cep_core.prompts.prefix import NO_CEP, get_cep
     from cep_core.training.callbacks import JsonLogPrinter, ProgressCallback
     from cep_core.training.checkpoints import find_resume_checkpoint
     from cep_core.training.dataset import make_collator, tokenize_examples, use_packing

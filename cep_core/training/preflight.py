@@ -291,7 +291,7 @@ def check_report_to(config: TrainConfig) -> Check | None:
 
 def check_data(config: TrainConfig) -> tuple[Check, Any]:
     from cep_core.data.prepare import prepare
-    from cep_core.prefix import NO_CEP, get_cep
+    from cep_core.prompts.prefix import NO_CEP, get_cep
 
     try:
         cep = None if config.data.cep == NO_CEP else get_cep(config.data.cep)
@@ -484,7 +484,7 @@ def run_preflight(
     report = check_report_to(config)
     if report is not None:
         result.checks.append(report)
-    from cep_core.state import runs_dir
+    from cep_core.store.state import runs_dir
 
     result.checks.append(
         check_disk(config, run_root or runs_dir(), result.footprint_bytes, lora_params=lora_params)

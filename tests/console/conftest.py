@@ -116,7 +116,7 @@ async def wait_for(pilot, predicate: Callable[[], bool], timeout: float = 20.0, 
     raise AssertionError(f"timed out waiting for {what or predicate}")
 
 
-SAMPLES = ROOT / "cep_core" / "samples"
+SAMPLES = ROOT / "cep_core" / "data" / "samples"
 
 
 def run_evaluation(

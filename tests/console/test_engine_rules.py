@@ -19,11 +19,12 @@ from cep_console.gpu_feed import metric_values
 from cep_console.launch_form import CEP_VARIANTS, LaunchRequest, write_config
 from cep_console.screens.evals import figure_cell
 from cep_console.traces_feed import TracesFeed
-from cep_core import baselines, prefix
 from cep_core.cli import main
 from cep_core.gpu.health import HealthSettings, evaluate
 from cep_core.gpu.replay import ReplaySource
 from cep_core.gpu.sample import sample_once
+from cep_core.prompts import prefix
+from cep_core.scoring import baselines
 from cep_core.tracer.thresholds import DEFAULT_THRESHOLD
 from cep_core.training.config import TrainConfig, load_config
 

@@ -62,7 +62,7 @@ async def test_a_variant_of_an_ablation_shows_the_three_side_by_side(home, tmp_p
 
     from cep_core.cli import main as cep
 
-    shipped = Path(__file__).resolve().parents[2] / "cep_core" / "samples"
+    shipped = Path(__file__).resolve().parents[2] / "cep_core" / "data" / "samples"
     config = tmp_path / "abl.toml"
     config.write_text(
         f'name = "abl"\nbackend = "hf"\nrun = "{tiny_run}"\n'

@@ -92,7 +92,7 @@ def broken_db_home(request, home: Path) -> Path:
     if request.param == "text":
         (home / "cep.db").write_text("this is not a database\n")
     else:
-        from cep_core.state import open_state
+        from cep_core.store.state import open_state
 
         db = open_state(home)
         db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -180,7 +180,7 @@ async def test_a_flood_of_log_lines_leaves_memory_bounded(tmp_path):
             )
             await pilot.pause(0.3)
             snapshot = tracemalloc.take_snapshot().filter_traces(
-                [tracemalloc.Filter(True, "*cep_core/logtail.py")]
+                [tracemalloc.Filter(True, "*cep_core/runs/tail.py")]
             )
             held = sum(stat.size for stat in snapshot.statistics("filename"))
         finally:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from cep_core.data.predictions import load_predictions
 from cep_core.evaluation.backends import Generation, ProgressFn, Request, StopFn
-from cep_core.predictions import load_predictions
 
 
 class PredictionsBackend:
