@@ -1,7 +1,7 @@
 """The launch form's logic, apart from its widgets: fields -> a validated config file -> pre-flight -> start.
 
 `LaunchRequest` holds what the user typed; `write_config` validates it through cep_core's TrainConfig (errors
-name the field) and writes the TOML the run starts from; `run_checks` runs the pre-flight in a subprocess.
+name the field) and writes the TOML the run starts from; `run_checks` runs `cep train --check` in a subprocess.
 """
 
 from __future__ import annotations
@@ -144,20 +144,42 @@ class CheckResult:
 
 
 def run_checks(config: Path, home: Path, timeout_s: float = PREFLIGHT_TIMEOUT_S) -> list[CheckResult]:
-    """The training pre-flight in a subprocess (nothing heavy enters the console's process), under the home the
-    job will run under: what it says (where builtin:smollm2 is converted, say) is what the job will do."""
-    cmd = [sys.executable, "-m", "cep_console.preflight_check", str(config), str(home / "runs")]
+    """`cep train CONFIG --check --json` in a subprocess: the engine's own pre-flight, so the form and the command
+    line cannot disagree, and nothing heavy (data loaders, the Hub client) enters the console's process. It runs
+    under the home the job will run under: what it says (where builtin:smollm2 is converted, say) is what the job
+    will do. Its exit status is ignored: failing checks are an answer, shown like any other."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "cep_core.cli",
+        "--home",
+        str(home),
+        "train",
+        str(config),
+        "--check",
+        "--json",
+    ]
     env = {**os.environ, "CEP_HOME": str(home)}
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False, env=env)
     except subprocess.TimeoutExpired:
         return [CheckResult("preflight", "fail", f"the pre-flight took longer than {timeout_s:.0f} s")]
     try:
-        checks = json.loads(proc.stdout.strip().splitlines()[-1])["checks"]
+        checks = last_json_object(proc.stdout)["checks"]
         return [CheckResult(str(c["name"]), str(c["status"]), str(c.get("detail", ""))) for c in checks]
-    except (IndexError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):
         err = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
         return [CheckResult("preflight", "fail", "the pre-flight did not answer: " + " | ".join(err))]
+
+
+def last_json_object(text: str) -> Any:
+    """The last indented JSON object of a command's stdout (`cep … --json` starts it with a line `{`): whatever a
+    library printed before it is skipped. ValueError when there is none."""
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line == "{"]
+    if not starts:
+        raise ValueError("no JSON object on stdout")
+    return json.loads("\n".join(lines[starts[-1] :]))
 
 
 def can_launch(checks: list[CheckResult], override_warnings: bool) -> tuple[bool, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from cep_console.launch_form import CheckResult, LaunchRequest, can_launch, run_checks, write_config
@@ -64,6 +66,29 @@ def test_the_preflight_runs_in_a_subprocess_and_reports_failures(tmp_path):
     missing = write_config(LaunchRequest(name="bad", model=str(tmp_path / "no-such-model")), tmp_path)
     checks = {c.name: c for c in run_checks(missing, tmp_path)}
     assert checks["model"].status == "fail" and "does not exist" in checks["model"].detail
+
+
+def test_the_preflight_answer_is_read_past_stray_output_and_a_crash_is_a_failed_check(tmp_path, monkeypatch):
+    """The form reads `cep train --check --json`: a library's print before the JSON is skipped; a pre-flight that
+    could not answer (a crash) is one failed check that quotes stderr, never an exception."""
+    from cep_console.launch_form import last_json_object
+
+    out = 'loading… {not json}\n{\n  "checks": [\n    {\n      "name": "config"\n    }\n  ]\n}\n'
+    assert last_json_object(out) == {"checks": [{"name": "config"}]}
+    with pytest.raises(ValueError):
+        last_json_object("nothing here\n")
+    crashing = tmp_path / "python"  # stands in for the interpreter: a pre-flight that dies with a traceback
+    crashing.write_text(
+        "#!/bin/sh\necho 'Traceback (most recent call last):' >&2\necho 'RuntimeError: boom' >&2\nexit 1\n"
+    )
+    crashing.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(crashing))
+    checks = run_checks(tmp_path / "some.toml", tmp_path)
+    assert len(checks) == 1 and checks[0].name == "preflight" and checks[0].status == "fail"
+    assert (
+        checks[0].detail.startswith("the pre-flight did not answer")
+        and "RuntimeError: boom" in checks[0].detail
+    )
 
 
 def test_the_preflight_speaks_of_the_home_the_job_will_use(tmp_path, monkeypatch):
