@@ -23,6 +23,7 @@ from textual.scrollbar import ScrollBar, ScrollBarRender
 from textual.signal import Signal
 from textual.worker import get_current_worker
 
+from cep_console.job_control import JobControl
 from cep_console.messages import ActionDone, GpuUpdated, RunsUpdated, TracesUpdated
 from cep_console.options import ConsoleOptions
 
@@ -97,6 +98,15 @@ class CepConsole(App):
         self.pending_eval_filter: str | None = None  # set by `e` on the Runs screen
         self.keep_demo_home: bool | None = None  # the answer of the demo's quit dialog (None: not asked)
         self._first_frame_done = False
+        self._jobs: JobControl | None = None
+
+    @property
+    def jobs(self) -> JobControl:
+        """Launch, stop and resume for the home shown: screens reach job control only through this. Built on
+        first use, since the options (and so the home) may be resolved only after the first frame."""
+        if self._jobs is None:
+            self._jobs = JobControl(self.options.home)
+        return self._jobs
 
     # ------------------------------------------------------------------ lifecycle
     def on_mount(self) -> None:

@@ -160,11 +160,10 @@ def discard_temporary_home(options: ConsoleOptions, keep: bool | None = None) ->
         return None
     import shutil
 
-    from cep_core.jobs.manager import JobManager
-    from cep_core.jobs.registry import ACTIVE_STATES
+    from cep_console.job_control import JobControl
 
     try:
-        live = [job.id for job in JobManager(home=options.home).refresh_all() if job.state in ACTIVE_STATES]
+        live = JobControl(options.home).live_job_ids()
     except Exception as exc:  # noqa: BLE001 — an unreadable jobs database: keep the home, say why
         return f"demo home kept at {options.home} (could not read its jobs: {exc})"
     if live:

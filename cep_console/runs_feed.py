@@ -1,6 +1,7 @@
 """The runs side of the console: the job table's rows, a run's loss curve, and state changes worth a notice.
 
-Plain Python over cep_core.jobs (registry, manager, supervisor) and the run directories' progress.jsonl.
+Plain Python over cep_core.jobs (registry, manager, supervisor) and the run directories' progress.jsonl. It only
+reads (and supervises); launching, stopping and resuming go through cep_console.job_control.
 """
 
 from __future__ import annotations
@@ -110,9 +111,9 @@ class RunsFeed:
         """Opened on first use, and again after a failure: a cep.db fixed (moved aside) while the console runs
         is picked up on the next poll."""
         if self._manager is None:
-            from cep_core.jobs.manager import JobManager
+            from cep_console.job_control import open_manager
 
-            self._manager = JobManager(home=self.home)
+            self._manager = open_manager(self.home)
         return self._manager
 
     def supervisor(self) -> Any:
@@ -161,12 +162,3 @@ class RunsFeed:
         except Exception:  # noqa: BLE001 — no table yet (an old home), or a locked database: no signal
             return ()
         return tuple(row)
-
-    def stop(self, job_id: str) -> Any:
-        return self.manager.stop(job_id, grace_s=20.0)
-
-    def resume(self, job_id: str) -> Any:
-        return self.manager.resume(job_id)
-
-    def launch(self, config: Path, backend: str = "local", gpus: int = 0, name: str | None = None) -> Any:
-        return self.manager.start_config(config, kind="train", backend=backend, name=name, gpus=gpus)

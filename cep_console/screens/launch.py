@@ -203,12 +203,9 @@ class LaunchScreen(ModalScreen[str | None]):
     @work(thread=True, exclusive=True, group="launch")
     def _start(self, config: Any, backend: str, gpus: int, name: str) -> None:
         from cep_core.errors import CepError
-        from cep_core.jobs.manager import JobManager
 
         try:
-            job = JobManager(home=self.options.home).start_config(
-                config, kind="train", backend=backend, name=name, gpus=gpus
-            )
+            job = self.app.jobs.launch(config, backend=backend, gpus=gpus, name=name)
         except CepError as exc:
             self.app.call_from_thread(self._failed, str(exc))
             return

@@ -300,15 +300,13 @@ class RunsScreen(ModeScreen):
     @work(thread=True, group="job-actions")
     def _job_action(self, what: str, job_id: str) -> None:
         from cep_core.errors import CepError
-        from cep_core.jobs.manager import JobManager
 
-        manager = JobManager(home=self.app.options.home)
         try:
             if what == "stop":
-                job = manager.stop(job_id, grace_s=20.0)
+                job = self.app.jobs.stop(job_id)
                 text = f"{job.name}: {job.state} ({job.reason})"
             else:
-                job = manager.resume(job_id)
+                job = self.app.jobs.resume(job_id)
                 text = f"{job.name}: attempt {job.attempt} started as {job.id}"
                 self.app.call_from_thread(self._pending_select, job.id)
             self.post_message(ActionDone(what, True, text))

@@ -348,17 +348,9 @@ class TracesScreen(ModeScreen):
     @work(thread=True, exclusive=True, group="trace-retrain")
     def _retrain(self, agent: str) -> None:
         from cep_core.errors import CepError
-        from cep_core.jobs.manager import JobManager
-
-        manager = JobManager(home=self.app.options.home)
 
         def launch(config: Any) -> str:
-            return manager.start_config(
-                config,
-                kind="train",
-                backend="local",
-                name=f"retrain-{agent.replace('/', '-')}",
-            ).id
+            return self.app.jobs.launch(config, name=f"retrain-{agent.replace('/', '-')}").id
 
         try:
             result = self.feed.retrain(agent, launch)

@@ -127,3 +127,33 @@ def test_error_counts_are_the_examples_error_categories(tmp_path):
     [row] = load_evaluations(home).rows
     per_example = Counter(e for ex in iter_examples(row.record) for e in ex.get("errors") or [])
     assert row.errors == per_example and sum(row.errors.values()) > 0
+
+
+# --- layering ----------------------------------------------------------------------------------------------
+
+CONSOLE = Path(__file__).resolve().parents[2] / "cep_console"
+
+
+def _job_manager_uses(path: Path) -> list[int]:
+    """Lines of PATH that import cep_core.jobs.manager or name JobManager."""
+    import ast
+
+    def uses(node: ast.AST) -> bool:
+        if isinstance(node, ast.ImportFrom):
+            return node.module == "cep_core.jobs.manager"
+        if isinstance(node, ast.Import):
+            return any(a.name == "cep_core.jobs.manager" for a in node.names)
+        return "JobManager" in (getattr(node, "id", None), getattr(node, "attr", None))
+
+    return [node.lineno for node in ast.walk(ast.parse(path.read_text(), filename=str(path))) if uses(node)]
+
+
+def test_job_control_has_one_door_in_the_console():
+    """Screens launch, stop and resume through app.jobs (cep_console.job_control); only that module builds
+    cep_core's JobManager, so how the console controls jobs is decided in one place."""
+    uses = {
+        str(path.relative_to(CONSOLE)): lines
+        for path in sorted(CONSOLE.rglob("*.py"))
+        if (lines := _job_manager_uses(path))
+    }
+    assert set(uses) == {"job_control.py"}, uses
