@@ -122,7 +122,8 @@ class GpuFeed:
 
     def _gather_events(self) -> list[XidEvent]:
         """Replays bring their recorded kernel log; the real host: cep.db plus the readable kernel log."""
-        from cep_core.gpu.watch import first_readable, gather_events
+        from cep_core.gpu.sources import first_readable
+        from cep_core.gpu.watch import gather_events
 
         if self.is_replay:
             return gather_events(source=self.source)
@@ -132,7 +133,7 @@ class GpuFeed:
         self._events_at = now
         readable = False
         if self.read_kernel_log:
-            from cep_core.gpu.watch import default_log_readers
+            from cep_core.gpu.sources import default_log_readers
 
             reader, attempts = first_readable(
                 self.readers if self.readers is not None else default_log_readers()
@@ -146,8 +147,8 @@ class GpuFeed:
                 + ") — Xids come from NVML events and cep.db only"
             )
         if readable and self.readers is not None:
+            from cep_core.gpu.sources import read_kernel_history
             from cep_core.gpu.store import open_store, recent_events, record_events
-            from cep_core.gpu.watch import read_kernel_history
 
             live, _ = read_kernel_history(self.readers)
             try:

@@ -10,17 +10,16 @@ import pytest
 
 from cep_core.gpu.kernel_log import parse_kernel_log
 from cep_core.gpu.replay import ReplaySource
-from cep_core.gpu.store import open_store, recent_events, record_events
-from cep_core.gpu.watch import (
-    Deduper,
+from cep_core.gpu.sources import (
     FileFollower,
     JournalReader,
     KmsgReader,
     NoReadableSource,
-    XidWatcher,
     first_readable,
     read_kernel_history,
 )
+from cep_core.gpu.store import open_store, recent_events, record_events
+from cep_core.gpu.watch import Deduper, XidWatcher
 
 DATA = Path(__file__).parent / "data" / "gpu"
 XID_79 = (
