@@ -1,6 +1,6 @@
 """Where Xids are read from: the kernel-log sources, in the order they are tried.
 
-/dev/kmsg, `journalctl -k -f`, /var/log/kern.log (followed through LogTail, as every growing file is). Each
+/dev/kmsg, `journalctl -k -f`, /var/log/kern.log (read through LogTail, as every growing file is). Each
 reader can `probe()` (None, or why it cannot be read), `read_available()` (what it holds now) and `follow()`.
 When none is readable, NoReadableSource lists what was tried and why each failed, with the fix. The watcher
 (gpu/watch.py) follows the first readable one; status and check read it once (`read_kernel_history`).
@@ -24,6 +24,7 @@ from typing import Any
 
 from cep_core.errors import CepError
 from cep_core.gpu.kernel_log import KernelLogParser, XidEvent
+from cep_core.runs.tail import READ_BYTES, LogTail
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,12 +186,19 @@ class JournalReader:
 
 
 class FileFollower:
-    """A growing text file (kern.log, or any saved log), followed with watchfiles; survives rotation."""
+    """A growing text file (kern.log, or any saved log). The reading is LogTail's, as for every growing file:
+    bounded reads, rotation and truncation followed from the new start; jobs.follow wakes it with watchfiles."""
 
-    def __init__(self, path: str | Path = "/var/log/kern.log", force_polling: bool | None = None):
+    def __init__(
+        self,
+        path: str | Path = "/var/log/kern.log",
+        force_polling: bool | None = None,
+        max_read_bytes: int = READ_BYTES,
+    ):
         self.path = Path(path)
         self.name = str(self.path)
         self.force_polling = force_polling
+        self.max_read_bytes = max_read_bytes
         # Set once follow() holds the file at its starting point: whatever is written after it is news.
         self.ready = threading.Event()
 
@@ -207,65 +215,30 @@ class FileFollower:
         return None
 
     def read_available(self, max_bytes: int = 64 * 2**20) -> list[str]:
-        with self.path.open("rb") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, size - max_bytes))
-            return fh.read().decode("utf-8", "replace").splitlines()
+        """The lines of the file's last `max_bytes` (a line cut at that edge is dropped), read in chunks of
+        at most `max_read_bytes`."""
+        self.path.open("rb").close()  # unreadable now: raise, so read_kernel_history says why
+        tail = LogTail(self.path, skip_bytes=max_bytes, max_read_bytes=self.max_read_bytes)
+        lines: list[str] = []
+        while True:
+            update = tail.read_new()
+            lines += update.lines
+            if not update.pending_bytes:
+                break
+        rest = tail.take_partial()
+        return [*lines, rest] if rest else lines
 
     def follow(self, stop: threading.Event, from_start: bool = False) -> Iterator[str]:
-        import watchfiles
+        """Complete lines (in chunks) until `stop` is set; a half-written line waits for its end."""
+        from cep_core.jobs.follow import follow_tail
 
-        fh = self.path.open("rb")
-        inode = os.fstat(fh.fileno()).st_ino
-        if not from_start:
-            fh.seek(0, os.SEEK_END)
-        self.ready.set()
-        partial = b""
-        # One watcher for the whole follow; it wakes us on a change in the folder (rotation included) or
-        # every half second, so `stop` is honoured promptly.
-        changes = watchfiles.watch(
-            self.path.parent,
-            stop_event=stop,
-            yield_on_timeout=True,
-            rust_timeout=500,
-            debounce=50,
-            step=20,
-            force_polling=self.force_polling,
-            raise_interrupt=False,
+        tail = LogTail(
+            self.path, skip_bytes=None, max_read_bytes=self.max_read_bytes, from_end=not from_start
         )
-        try:
-            while not stop.is_set():
-                chunk = fh.read()
-                if chunk:
-                    partial += chunk
-                    *lines, partial = partial.split(b"\n")
-                    for line in lines:
-                        yield line.decode("utf-8", "replace")
-                    continue
-                fh, inode, reopened = self._maybe_reopen(fh, inode)
-                if reopened:
-                    partial = b""
-                    continue
-                if next(changes, None) is None:
-                    return  # stopped
-        finally:
-            changes.close()
-            fh.close()
-
-    def _maybe_reopen(self, fh: Any, inode: int) -> tuple[Any, int, bool]:
-        """Rotation (new inode) or truncation (size < offset): start at the top of the new file."""
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return fh, inode, False
-        if st.st_ino != inode:
-            fh.close()
-            fh = self.path.open("rb")
-            return fh, st.st_ino, True
-        if st.st_size < fh.tell():
-            fh.seek(0)
-            return fh, inode, True
-        return fh, inode, False
+        self.ready.set()
+        yield from follow_tail(
+            tail, stop.is_set, idle_timeout_ms=500, whole_lines=True, force_polling=self.force_polling
+        )
 
 
 def default_log_readers() -> list[Any]:
