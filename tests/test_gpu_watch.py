@@ -218,3 +218,18 @@ def test_file_follower_reads_in_bounded_chunks(tmp_path, monkeypatch):
             stop.set()
     assert got == lines
     assert max(asked) <= 4096 and len(asked) >= 130_000 // 4096
+
+
+def test_gather_events_reads_the_readers_it_is_given_and_stores_what_they_hold(tmp_path):
+    """The console passes its own readers; what they hold joins cep.db's history."""
+    from cep_core.gpu.watch import gather_events
+
+    log = tmp_path / "kern.log"
+    stamp = time.strftime("%b %d %H:%M:%S", time.localtime(time.time() - 60))  # within the window
+    log.write_text(stamp + XID_13[len("May 18 19:02:40") :] + "\n")
+    events = gather_events(
+        home=tmp_path / "home", readers=[KmsgReader(str(tmp_path / "none")), FileFollower(log)]
+    )
+    assert [e.xid for e in events] == [13]
+    assert [e.xid for e in recent_events(open_store(tmp_path / "home"))] == [13]
+    assert gather_events(home=tmp_path / "home", read_kernel_log=False, readers=[]) == events

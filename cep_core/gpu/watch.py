@@ -253,11 +253,13 @@ def gather_events(
     home: str | Path | None = None,
     read_kernel_log: bool = True,
     window_s: float = 86400.0,
+    readers: list[Any] | None = None,
 ) -> list[XidEvent]:
     """The Xid events a health verdict should consider.
 
     A replay source brings its own recorded kernel log; otherwise: what cep.db holds for the window plus a
-    one-shot read of the live kernel log (new events are stored).
+    one-shot read of the live kernel log (new events are stored) from the first readable of `readers`
+    (default_log_readers when None).
     """
     if source is not None and hasattr(source, "kernel_log_lines"):
         parser = KernelLogParser(source="replay")
@@ -267,7 +269,7 @@ def gather_events(
 
     live: list[XidEvent] = []
     if read_kernel_log:
-        live, _ = read_kernel_history(window_s=window_s)
+        live, _ = read_kernel_history(readers, window_s=window_s)
     try:
         db = open_store(home)
         record_events(db, live)
