@@ -150,6 +150,7 @@ def event_of(line: str | bytes) -> dict[str, Any] | None:
 
 
 def progress_path(path_or_run_dir: str | Path) -> Path:
+    """Readers take a run directory or the file itself."""
     path = Path(path_or_run_dir)
     return path / PROGRESS if path.is_dir() else path
 
