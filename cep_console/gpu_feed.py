@@ -121,8 +121,9 @@ class GpuFeed:
         self.sampler.close()
 
     def _gather_events(self) -> list[XidEvent]:
-        """Replays bring their recorded kernel log; the real host: cep.db plus the readable kernel log."""
-        from cep_core.gpu.watch import first_readable, gather_events
+        """Replays bring their recorded kernel log; the real host: cep.db plus the readable kernel log
+        (cep_core's gather_events), at most every `events_every_s`; an unreadable log becomes a note."""
+        from cep_core.gpu.watch import gather_events
 
         if self.is_replay:
             return gather_events(source=self.source)
@@ -132,7 +133,7 @@ class GpuFeed:
         self._events_at = now
         readable = False
         if self.read_kernel_log:
-            from cep_core.gpu.watch import default_log_readers
+            from cep_core.gpu.sources import default_log_readers, first_readable
 
             reader, attempts = first_readable(
                 self.readers if self.readers is not None else default_log_readers()
@@ -145,19 +146,7 @@ class GpuFeed:
                 + "; ".join(f"{a.name}: {a.reason}" for a in attempts)
                 + ") — Xids come from NVML events and cep.db only"
             )
-        if readable and self.readers is not None:
-            from cep_core.gpu.store import open_store, recent_events, record_events
-            from cep_core.gpu.watch import read_kernel_history
-
-            live, _ = read_kernel_history(self.readers)
-            try:
-                db = open_store(self.home)
-                record_events(db, live)
-                self._events = recent_events(db, since_ts=time.time() - 86400)
-            except Exception:  # noqa: BLE001 — an unwritable home must not hide what the log says
-                self._events = live
-        else:
-            self._events = gather_events(home=self.home, read_kernel_log=readable)
+        self._events = gather_events(home=self.home, read_kernel_log=readable, readers=self.readers)
         return self._events
 
     def poll(self) -> GpuState:

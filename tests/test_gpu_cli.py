@@ -208,7 +208,7 @@ def test_replay_errors_are_clean(tmp_path):
 def test_cli_import_stays_light():
     code = (
         "import sys, cep_core.cli; cep_core.cli.build_parser(); "
-        "import cep_core.cli.gpu, cep_core.gpu.health, cep_core.gpu.watch; "
+        "import cep_core.cli.gpu, cep_core.gpu.health, cep_core.gpu.sources, cep_core.gpu.watch; "
         "bad = [m for m in ('torch', 'transformers', 'peft', 'datasets') if m in sys.modules]; "
         "assert not bad, bad"
     )

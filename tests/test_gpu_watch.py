@@ -10,17 +10,16 @@ import pytest
 
 from cep_core.gpu.kernel_log import parse_kernel_log
 from cep_core.gpu.replay import ReplaySource
-from cep_core.gpu.store import open_store, recent_events, record_events
-from cep_core.gpu.watch import (
-    Deduper,
+from cep_core.gpu.sources import (
     FileFollower,
     JournalReader,
     KmsgReader,
     NoReadableSource,
-    XidWatcher,
     first_readable,
     read_kernel_history,
 )
+from cep_core.gpu.store import open_store, recent_events, record_events
+from cep_core.gpu.watch import Deduper, XidWatcher
 
 DATA = Path(__file__).parent / "data" / "gpu"
 XID_79 = (
@@ -187,3 +186,50 @@ def test_journal_reader_follows_a_json_stream(tmp_path):
         (ev,) = wait_for(watcher, 1)
     assert time.monotonic() - started < 8  # stop() ended the follower (and its subprocess) promptly
     assert (ev.xid, ev.pid, ev.process, ev.ts, ev.source) == (13, 41230, "python", 1761387072.0, reader.name)
+
+
+def test_file_follower_reads_in_bounded_chunks(tmp_path, monkeypatch):
+    """A big kern.log is read through LogTail: no single read asks for more than `max_read_bytes`, the
+    one-shot read keeps the last `max_bytes` without a cut first line, and following hands over whole lines."""
+    import threading
+
+    log = tmp_path / "kern.log"
+    lines = [f"May 18 19:00:00 gpu-host kernel: line {i:05d} " + "x" * 40 for i in range(2000)]
+    log.write_text("\n".join(lines) + "\n")  # about 130 kB
+    asked: list[int] = []
+    real_pread = os.pread
+
+    def spy(fd, size, offset):
+        asked.append(size)
+        return real_pread(fd, size, offset)
+
+    monkeypatch.setattr(os, "pread", spy)
+    follower = FileFollower(log, max_read_bytes=4096)
+    tail = follower.read_available(max_bytes=10_000)
+    assert 0 < len(tail) < 200 and tail == lines[-len(tail) :]
+    assert asked and max(asked) <= 4096
+
+    asked.clear()
+    stop = threading.Event()
+    got: list[str] = []
+    for chunk in follower.follow(stop, from_start=True):
+        got += chunk.splitlines()
+        if len(got) >= len(lines):
+            stop.set()
+    assert got == lines
+    assert max(asked) <= 4096 and len(asked) >= 130_000 // 4096
+
+
+def test_gather_events_reads_the_readers_it_is_given_and_stores_what_they_hold(tmp_path):
+    """The console passes its own readers; what they hold joins cep.db's history."""
+    from cep_core.gpu.watch import gather_events
+
+    log = tmp_path / "kern.log"
+    stamp = time.strftime("%b %d %H:%M:%S", time.localtime(time.time() - 60))  # within the window
+    log.write_text(stamp + XID_13[len("May 18 19:02:40") :] + "\n")
+    events = gather_events(
+        home=tmp_path / "home", readers=[KmsgReader(str(tmp_path / "none")), FileFollower(log)]
+    )
+    assert [e.xid for e in events] == [13]
+    assert [e.xid for e in recent_events(open_store(tmp_path / "home"))] == [13]
+    assert gather_events(home=tmp_path / "home", read_kernel_log=False, readers=[]) == events

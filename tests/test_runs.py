@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cep_core import runs
+from cep_core.runs import progress
 
 
 def test_run_ids_are_readable_and_sort_by_time():
@@ -106,7 +107,7 @@ def test_every_known_field_read_back_has_its_type_or_is_dropped_and_named(tmp_pa
     for key, kind in runs.FIELD_TYPES.items():
         if read.get(key) is None:
             continue
-        assert runs._holds(kind, read[key]), (key, read[key])
+        assert progress._holds(kind, read[key]), (key, read[key])
     assert set(read.get("_invalid", [])) <= set(fields)
     assert json.loads(json.dumps(read, allow_nan=False)) == read  # strict JSON all through (nested too)
     prog = run_progress(path.parent)

@@ -320,7 +320,8 @@ def cmd_xid(args: argparse.Namespace) -> int:
 
         _print_events(gather_events(source=source), args.json)
         return 0
-    from cep_core.gpu.watch import NoReadableSource, XidWatcher, read_kernel_history
+    from cep_core.gpu.sources import NoReadableSource, read_kernel_history
+    from cep_core.gpu.watch import XidWatcher
 
     if args.follow:
         watcher = XidWatcher(from_start=False)
@@ -356,7 +357,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     from cep_core.gpu.health import evaluate
     from cep_core.gpu.sample import Sampler
-    from cep_core.gpu.watch import NoReadableSource, XidWatcher
+    from cep_core.gpu.sources import NoReadableSource
+    from cep_core.gpu.watch import XidWatcher
 
     settings = _settings(args)
     args.interval = max(args.interval, 0.05)

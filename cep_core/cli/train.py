@@ -1,8 +1,9 @@
 """`cep train CONFIG.toml [--check]`: pre-flight, or create a run directory and train in the foreground.
 
 The training itself runs as the job subprocess (`python -m cep_core.training RUN_DIR`), exactly as the jobs
-layer and the console start it; this command follows its progress.jsonl with a progress bar. Passing a run
-directory instead of a config resumes that run. Nothing heavy is imported here at module level.
+layer and the console start it; this command follows its progress.jsonl (new lines only) with a progress
+bar. Passing a run directory instead of a config resumes that run. Nothing heavy is imported here at module
+level.
 """
 
 from __future__ import annotations
@@ -104,9 +105,9 @@ def _follow(paths: Any, as_json: bool) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from cep_core.jobs.manager import JobManager, job_module_command
-    from cep_core.runs import iter_progress
+    from cep_core.runs import ProgressTail
 
-    offset_events = len(list(iter_progress(paths.progress)))
+    events = ProgressTail(paths.progress, from_end=True)  # what an earlier attempt wrote is not news
     env = dict(os.environ)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     # Registered as a job (backend foreground), so `cep jobs list` and the console's Runs screen show it.
@@ -135,7 +136,6 @@ def _follow(paths: Any, as_json: bool) -> int:
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     console = stdout_console()
-    seen = offset_events
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -153,12 +153,10 @@ def _follow(paths: Any, as_json: bool) -> int:
         with progress:
             while True:
                 done = proc.poll() is not None
-                events = list(iter_progress(paths.progress))
-                for event in events[seen:]:
+                for event in events.read_new():  # only lines completed since the last poll
                     _show(event, progress, task, console, as_json)
                     if event["event"] in ("end", "error"):
                         final = event
-                seen = len(events)
                 if done:
                     break
                 time.sleep(0.3)

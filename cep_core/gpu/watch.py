@@ -1,6 +1,5 @@
-"""Watching for Xids: follow the first readable kernel-log source plus NVML's Xid event API.
+"""Watching for Xids: follow the first readable kernel-log source (gpu/sources.py) plus NVML's Xid event API.
 
-Kernel-log sources, in order: /dev/kmsg, `journalctl -k -f`, /var/log/kern.log (followed with watchfiles).
 NVML's event API (nvmlEventSetWait_v2) runs in its own thread. An Xid seen by both is reported once.
 When nothing is readable (no root, kernel.dmesg_restrict=1, no journal) the watcher says which sources it
 tried and why each failed. Events go to cep.db so history survives restarts.
@@ -10,283 +9,27 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
-import json
-import os
 import queue
-import select
-import shutil
 import sqlite3
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pynvml
 
-from cep_core.errors import CepError
 from cep_core.gpu.kernel_log import KIND_XID, KernelLogParser, XidEvent, normalize_pci
+from cep_core.gpu.sources import (
+    NoReadableSource,
+    SourceAttempt,
+    boot_time,
+    default_log_readers,
+    first_readable,
+    journal_message,
+    read_kernel_history,
+)
 from cep_core.gpu.xid_catalog import severity_of
-
-
-@dataclass(frozen=True, slots=True)
-class SourceAttempt:
-    name: str
-    ok: bool
-    reason: str = ""
-
-
-class NoReadableSource(CepError):
-    """No kernel-log source and no NVML event API could be read."""
-
-    def __init__(self, attempts: list[SourceAttempt]):
-        self.attempts = attempts
-        lines = "\n".join(f"  - {a.name}: {a.reason}" for a in attempts)
-        super().__init__(
-            "no Xid source is readable; tried:\n" + lines + "\nFix: run as root (or with CAP_SYSLOG), or set "
-            "`sudo sysctl kernel.dmesg_restrict=0`, or add your user to the systemd-journal/adm group."
-        )
-
-
-def boot_time() -> float:
-    import psutil
-
-    return float(psutil.boot_time())
-
-
-# --- kernel-log readers -------------------------------------------------------------------------------------
-
-
-class KmsgReader:
-    """/dev/kmsg: one record per read(); opening it replays the kernel ring buffer first."""
-
-    name = "/dev/kmsg"
-
-    def __init__(self, path: str = "/dev/kmsg"):
-        self.path = path
-        self.name = path
-
-    def probe(self) -> str | None:
-        try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
-        except FileNotFoundError:
-            return "does not exist (a container without /dev/kmsg?)"
-        except PermissionError:
-            return f"permission denied ({_dmesg_restrict_note()})"
-        except OSError as exc:
-            return f"cannot open: {exc.strerror}"
-        try:
-            os.read(fd, 8192)
-        except BlockingIOError:
-            pass
-        except PermissionError:
-            return f"permission denied on read ({_dmesg_restrict_note()})"
-        except OSError as exc:
-            if exc.errno not in (errno.EPIPE, errno.EINVAL):
-                return f"cannot read: {exc.strerror}"
-        finally:
-            os.close(fd)
-        return None
-
-    def _records(self, fd: int, stop: threading.Event | None, follow: bool) -> Iterator[str]:
-        while stop is None or not stop.is_set():
-            try:
-                data = os.read(fd, 8192)
-            except BlockingIOError:
-                if not follow:
-                    return
-                select.select([fd], [], [], 0.25)
-                continue
-            except OSError as exc:
-                if exc.errno == errno.EPIPE:  # records overwritten while we read: go on
-                    continue
-                raise
-            if not data:
-                return
-            yield data.decode("utf-8", "replace")
-
-    def read_available(self) -> list[str]:
-        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
-        try:
-            return list(self._records(fd, None, follow=False))
-        finally:
-            os.close(fd)
-
-    def follow(self, stop: threading.Event, from_start: bool = False) -> Iterator[str]:
-        fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
-        try:
-            if not from_start:
-                os.lseek(fd, 0, os.SEEK_END)
-            yield from self._records(fd, stop, follow=True)
-        finally:
-            os.close(fd)
-
-
-def _dmesg_restrict_note() -> str:
-    try:
-        value = Path("/proc/sys/kernel/dmesg_restrict").read_text().strip()
-    except OSError:
-        value = "?"
-    who = "root" if os.geteuid() == 0 else f"uid {os.geteuid()}, not root"
-    return f"{who}; kernel.dmesg_restrict={value}"
-
-
-class JournalReader:
-    """`journalctl -k` in JSON (exact timestamps); `-f` to follow."""
-
-    name = "journalctl -k -f"
-
-    def __init__(self, executable: str = "journalctl"):
-        self.executable = executable
-
-    def _cmd(self, *extra: str) -> list[str]:
-        return [self.executable, "-k", "-o", "json", "-q", "--no-pager", *extra]
-
-    def probe(self) -> str | None:
-        if shutil.which(self.executable) is None:
-            return "journalctl is not installed"
-        try:
-            proc = subprocess.run(self._cmd("-n", "1"), capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"did not run: {exc}"
-        err = (proc.stderr or "").strip().splitlines()
-        if proc.returncode != 0:
-            return f"exit {proc.returncode}: {err[0] if err else 'no message'}"
-        if not proc.stdout.strip():
-            why = err[0] if err else "no kernel messages visible to this user"
-            return f"no kernel messages ({why})"
-        return None
-
-    def read_available(self, since_ts: float | None = None) -> list[str]:
-        extra = ["--since", f"@{int(since_ts)}"] if since_ts else []
-        proc = subprocess.run(self._cmd(*extra), capture_output=True, text=True, timeout=60)
-        return proc.stdout.splitlines()
-
-    def follow(self, stop: threading.Event, from_start: bool = False) -> Iterator[str]:
-        proc = subprocess.Popen(
-            self._cmd("-f", "-n", "all" if from_start else "0"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert proc.stdout is not None
-        try:
-            while not stop.is_set():
-                ready, _, _ = select.select([proc.stdout], [], [], 0.25)
-                if not ready:
-                    if proc.poll() is not None:
-                        return
-                    continue
-                line = proc.stdout.readline()
-                if not line:
-                    return
-                yield line
-        finally:
-            proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
-
-
-class FileFollower:
-    """A growing text file (kern.log, or any saved log), followed with watchfiles; survives rotation."""
-
-    def __init__(self, path: str | Path = "/var/log/kern.log", force_polling: bool | None = None):
-        self.path = Path(path)
-        self.name = str(self.path)
-        self.force_polling = force_polling
-        # Set once follow() holds the file at its starting point: whatever is written after it is news.
-        self.ready = threading.Event()
-
-    def probe(self) -> str | None:
-        try:
-            with self.path.open("rb") as fh:
-                fh.read(1)
-        except FileNotFoundError:
-            return "does not exist"
-        except PermissionError:
-            return "permission denied (add your user to the adm group, or run as root)"
-        except OSError as exc:
-            return f"cannot read: {exc.strerror}"
-        return None
-
-    def read_available(self, max_bytes: int = 64 * 2**20) -> list[str]:
-        with self.path.open("rb") as fh:
-            size = fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, size - max_bytes))
-            return fh.read().decode("utf-8", "replace").splitlines()
-
-    def follow(self, stop: threading.Event, from_start: bool = False) -> Iterator[str]:
-        import watchfiles
-
-        fh = self.path.open("rb")
-        inode = os.fstat(fh.fileno()).st_ino
-        if not from_start:
-            fh.seek(0, os.SEEK_END)
-        self.ready.set()
-        partial = b""
-        # One watcher for the whole follow; it wakes us on a change in the folder (rotation included) or
-        # every half second, so `stop` is honoured promptly.
-        changes = watchfiles.watch(
-            self.path.parent,
-            stop_event=stop,
-            yield_on_timeout=True,
-            rust_timeout=500,
-            debounce=50,
-            step=20,
-            force_polling=self.force_polling,
-            raise_interrupt=False,
-        )
-        try:
-            while not stop.is_set():
-                chunk = fh.read()
-                if chunk:
-                    partial += chunk
-                    *lines, partial = partial.split(b"\n")
-                    for line in lines:
-                        yield line.decode("utf-8", "replace")
-                    continue
-                fh, inode, reopened = self._maybe_reopen(fh, inode)
-                if reopened:
-                    partial = b""
-                    continue
-                if next(changes, None) is None:
-                    return  # stopped
-        finally:
-            changes.close()
-            fh.close()
-
-    def _maybe_reopen(self, fh: Any, inode: int) -> tuple[Any, int, bool]:
-        """Rotation (new inode) or truncation (size < offset): start at the top of the new file."""
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return fh, inode, False
-        if st.st_ino != inode:
-            fh.close()
-            fh = self.path.open("rb")
-            return fh, st.st_ino, True
-        if st.st_size < fh.tell():
-            fh.seek(0)
-            return fh, inode, True
-        return fh, inode, False
-
-
-def default_log_readers() -> list[Any]:
-    return [KmsgReader(), JournalReader(), FileFollower("/var/log/kern.log")]
-
-
-def first_readable(readers: list[Any]) -> tuple[Any | None, list[SourceAttempt]]:
-    attempts: list[SourceAttempt] = []
-    for reader in readers:
-        reason = reader.probe()
-        attempts.append(SourceAttempt(reader.name, reason is None, reason or "readable"))
-        if reason is None:
-            return reader, attempts
-    return None, attempts
-
 
 # --- NVML's Xid event API -----------------------------------------------------------------------------------
 
@@ -463,7 +206,7 @@ class XidWatcher:
         try:
             for chunk in reader.follow(self._stop, from_start=self.from_start):
                 for line in chunk.splitlines() or [chunk]:
-                    for ev in parser.feed(_journal_message(line)):
+                    for ev in parser.feed(journal_message(line)):
                         self._emit(ev)
         except Exception as exc:  # the source went away: say so instead of dying silently in a thread
             self.error = f"{reader.name} stopped: {exc}"
@@ -505,54 +248,18 @@ class XidWatcher:
         self.stop()
 
 
-def _journal_message(line: str) -> str:
-    """journalctl JSON records carry the message in MESSAGE; the parser also reads them, this is a fast path."""
-    if line.startswith("{") and '"MESSAGE"' in line:
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            return line
-        msg = rec.get("MESSAGE")
-        if isinstance(msg, str) and "NVRM" not in msg:
-            return ""
-    return line
-
-
-# --- one-shot history (for status / check) ------------------------------------------------------------------
-
-
-def read_kernel_history(
-    readers: list[Any] | None = None, window_s: float = 86400.0
-) -> tuple[list[XidEvent], list[SourceAttempt]]:
-    """Parse what the first readable kernel-log source holds now (no following)."""
-    reader, attempts = first_readable(default_log_readers() if readers is None else readers)
-    if reader is None:
-        return [], attempts
-    try:
-        if isinstance(reader, JournalReader):
-            lines = reader.read_available(since_ts=time.time() - window_s)
-        else:
-            lines = reader.read_available()
-    except (OSError, subprocess.SubprocessError) as exc:
-        return [], [*attempts[:-1], SourceAttempt(reader.name, False, f"read failed: {exc}")]
-    parser = KernelLogParser(boot_time=boot_time(), source=reader.name)
-    events: list[XidEvent] = []
-    for chunk in lines:
-        for line in chunk.splitlines():
-            events.extend(parser.feed(line))
-    return events, attempts
-
-
 def gather_events(
     source: Any = None,
     home: str | Path | None = None,
     read_kernel_log: bool = True,
     window_s: float = 86400.0,
+    readers: list[Any] | None = None,
 ) -> list[XidEvent]:
     """The Xid events a health verdict should consider.
 
     A replay source brings its own recorded kernel log; otherwise: what cep.db holds for the window plus a
-    one-shot read of the live kernel log (new events are stored).
+    one-shot read of the live kernel log (new events are stored) from the first readable of `readers`
+    (default_log_readers when None).
     """
     if source is not None and hasattr(source, "kernel_log_lines"):
         parser = KernelLogParser(source="replay")
@@ -562,7 +269,7 @@ def gather_events(
 
     live: list[XidEvent] = []
     if read_kernel_log:
-        live, _ = read_kernel_history(window_s=window_s)
+        live, _ = read_kernel_history(readers, window_s=window_s)
     try:
         db = open_store(home)
         record_events(db, live)

@@ -27,14 +27,22 @@ def follow(
     """Yield text as it is appended to `path` until `stop()` is true (checked at least every
     `idle_timeout_ms`). `on_reset` gets a note when the file is truncated or replaced. With `from_start=False`
     only what is written after this call is yielded."""
-    path = Path(path)
     tail = LogTail(path, skip_bytes=None, from_end=not from_start)  # a printer: every line, bounded reads
-    return _follow(tail, stop, idle_timeout_ms, on_reset)
+    return follow_tail(tail, stop, idle_timeout_ms, on_reset)
 
 
-def _follow(
-    tail: LogTail, stop: Callable[[], bool], idle_timeout_ms: int, on_reset: Callable[[str], None]
+def follow_tail(
+    tail: LogTail,
+    stop: Callable[[], bool],
+    idle_timeout_ms: int = 1000,
+    on_reset: Callable[[str], None] = lambda note: None,
+    *,
+    whole_lines: bool = False,
+    force_polling: bool | None = None,
 ) -> Iterator[str]:
+    """`follow` over a tail the caller holds already (it fixed where reading starts). With `whole_lines` an
+    unfinished line is never handed over, not even at the end: for a parser (the kernel log's), half a line
+    is not a line."""
     path = tail.path
 
     def drain() -> Iterator[str]:
@@ -51,11 +59,11 @@ def _follow(
         yield from drain()
         if stop():
             yield from drain()
-            rest = tail.take_partial()
+            rest = "" if whole_lines else tail.take_partial()
             if rest:
                 yield rest
             return
-        shown = tail.take_partial(whole_characters=True)  # the line being written, as it stands
+        shown = "" if whole_lines else tail.take_partial(whole_characters=True)  # the line being written
         if shown:
             yield shown
         watch_dir = path.parent if path.parent.exists() else Path(os.getcwd())
@@ -65,5 +73,6 @@ def _follow(
             yield_on_timeout=True,
             recursive=False,
             debounce=50,
+            force_polling=force_polling,
         ):
             break

@@ -1,7 +1,9 @@
 """Run directories and their progress.jsonl: `layout` (files, ids, lookup), `progress` (the event schema,
-writer and reader), `fold` (what the events add up to), `tail` (following a growing file), `summary` (a run's
-settings, losses and evaluations side by side). The names most callers need are re-exported here."""
+writer, whole-file and incremental readers), `fold` (what the events add up to, in one pass), `tail`
+(following a growing file), `summary` (a run's settings, losses and evaluations side by side). The names most
+callers need are re-exported here."""
 
+from cep_core.runs.fold import ProgressFold, fold_progress, last_event, latest_step, run_progress, run_status
 from cep_core.runs.layout import (
     ADAPTER,
     CHECKPOINTS,
@@ -24,13 +26,12 @@ from cep_core.runs.progress import (
     EVENT_FIELDS,
     FIELD_TYPES,
     INVALID_KEY,
+    ProgressTail,
     ProgressWriter,
     checked_event,
+    event_of,
     iter_progress,
-    last_event,
-    latest_step,
     read_progress,
-    run_status,
 )
 
 __all__ = [
@@ -47,11 +48,15 @@ __all__ = [
     "RUN_TOML",
     "STDOUT_LOG",
     "TINY_BASE",
+    "ProgressFold",
+    "ProgressTail",
     "ProgressWriter",
     "RunPaths",
     "checked_event",
     "create_run_dir",
+    "event_of",
     "find_run",
+    "fold_progress",
     "iter_progress",
     "last_event",
     "latest_step",
@@ -59,5 +64,6 @@ __all__ = [
     "log_output_to",
     "new_run_id",
     "read_progress",
+    "run_progress",
     "run_status",
 ]

@@ -1,5 +1,6 @@
 """progress.jsonl, the event log a job appends and everything else reads: the schema, the writer, and a
-tolerant reader that type-checks every known field (a corrupt line is skipped, a bad value dropped and named)."""
+tolerant reader that type-checks every known field (a corrupt line is skipped, a bad value dropped and named),
+whole (`iter_progress`) or as it grows (`ProgressTail`). What the events add up to is runs/fold.py's."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 
 from cep_core.formats.jsonish import finite
 from cep_core.runs.layout import PROGRESS
+from cep_core.runs.tail import READ_BYTES, LogTail
 from cep_core.store.private import open_private, private_dir
 
 # The event schema: each event's fields beyond `ts` and `event` (a reader must accept more fields than these).
@@ -136,67 +138,59 @@ def checked_event(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
+def event_of(line: str | bytes) -> dict[str, Any] | None:
+    """One line of progress.jsonl as a checked event; None when it is not a JSON object with an `event`."""
+    try:
+        obj = json.loads(line.decode("utf-8") if isinstance(line, bytes) else line)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if isinstance(obj, dict) and isinstance(obj.get("event"), str):
+        return checked_event(obj)
+    return None
+
+
+def progress_path(path_or_run_dir: str | Path) -> Path:
+    """Readers take a run directory or the file itself."""
+    path = Path(path_or_run_dir)
+    return path / PROGRESS if path.is_dir() else path
+
+
 def iter_progress(path_or_run_dir: str | Path) -> Iterator[dict[str, Any]]:
     """Events of a progress file (or of a run directory), skipping lines that are not JSON objects with an
     event; known fields are type-checked (`checked_event`), so a hand-edited or corrupt line cannot put a
     string where a count belongs or an infinity where a loss belongs."""
-    path = Path(path_or_run_dir)
-    if path.is_dir():
-        path = path / PROGRESS
     try:
-        handle = path.open("rb")
+        handle = progress_path(path_or_run_dir).open("rb")
     except OSError:
         return
     with handle:
         for raw in handle:
-            try:
-                obj = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, ValueError, RecursionError):
-                continue
-            if isinstance(obj, dict) and isinstance(obj.get("event"), str):
-                yield checked_event(obj)
+            event = event_of(raw)
+            if event is not None:
+                yield event
 
 
 def read_progress(path_or_run_dir: str | Path) -> list[dict[str, Any]]:
     return list(iter_progress(path_or_run_dir))
 
 
-def last_event(path_or_run_dir: str | Path, event: str | None = None) -> dict[str, Any] | None:
-    """The newest event (of one kind, when given)."""
-    found = None
-    for obj in iter_progress(path_or_run_dir):
-        if event is None or obj["event"] == event:
-            found = obj
-    return found
+class ProgressTail:
+    """The events appended since the last `read_new()`, each once, for a follower that must not re-read the
+    whole log every poll (`cep train`). Only complete lines count: one being written waits for its end. Reads
+    are LogTail's (bounded, a truncated or replaced file read again from its start); every line is checked
+    as iter_progress checks it (bytes that are not UTF-8 are read as U+FFFD here, where iter_progress skips
+    the line)."""
 
+    def __init__(self, path_or_run_dir: str | Path, *, from_end: bool = False):
+        # An event line is small; one longer than a read is split by LogTail, and its pieces are not JSON.
+        self._tail = LogTail(
+            progress_path(path_or_run_dir), skip_bytes=None, max_line_bytes=READ_BYTES, from_end=from_end
+        )
 
-def latest_step(path_or_run_dir: str | Path) -> int | None:
-    """The highest step any step/checkpoint/end event reports."""
-    best: int | None = None
-    for obj in iter_progress(path_or_run_dir):
-        step = obj.get("step")
-        if (
-            obj["event"] in ("step", "checkpoint", "end")
-            and isinstance(step, int)
-            and not isinstance(step, bool)
-        ):
-            best = step if best is None else max(best, step)
-    return best
-
-
-def run_status(path_or_run_dir: str | Path) -> str:
-    """What the log says about a run: pending, running, completed, stopped or failed.
-
-    `running` means started and not ended; whether the process still lives is the jobs layer's business.
-    A run that ended and was started again (resume) counts from its last `start`.
-    """
-    status = "pending"
-    for obj in iter_progress(path_or_run_dir):
-        kind = obj["event"]
-        if kind in ("preflight", "data", "start"):
-            status = "running"
-        elif kind == "end":
-            status = obj.get("status") if obj.get("status") in END_STATUSES else "completed"
-        elif kind == "error":
-            status = "failed"
-    return status
+    def read_new(self) -> list[dict[str, Any]]:
+        events: list[dict[str, Any]] = []
+        while True:
+            update = self._tail.read_new()
+            events += [e for line in update.lines if (e := event_of(line)) is not None]
+            if not update.pending_bytes:
+                return events

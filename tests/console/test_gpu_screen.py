@@ -11,7 +11,7 @@ from screen_text import screen_text
 from cep_console.app import CepConsole
 from cep_console.messages import GpuUpdated
 from cep_console.widgets.gpu_card import GpuCard
-from cep_core.gpu.watch import FileFollower, KmsgReader
+from cep_core.gpu.sources import FileFollower, KmsgReader
 
 pytestmark = pytest.mark.anyio  # Pilot tests are async: anyio's plugin runs them on asyncio
 
