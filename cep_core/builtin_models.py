@@ -25,7 +25,7 @@ from importlib import metadata
 from pathlib import Path
 
 from cep_core.errors import InputError
-from cep_core.store.private import private_dir, private_tree
+from cep_core.store.private import private_dir, private_tree, write_json
 from cep_core.store.state import resolve_home
 
 BUILTIN_SMOLLM2 = "builtin:smollm2"
@@ -177,7 +177,7 @@ def ensure_smollm2(home: str | Path | None = None, log: Callable[[str], None] | 
                 "converted_at": time.time(),
                 "seconds": round(time.monotonic() - started, 1),
             }
-            (tmp / FINGERPRINT_FILE).write_text(json.dumps(fingerprint, indent=2) + "\n", encoding="utf-8")
+            write_json(tmp / FINGERPRINT_FILE, fingerprint)
             private_tree(tmp)
             if folder.exists():  # a partial folder from an older, interrupted layout
                 shutil.rmtree(folder)

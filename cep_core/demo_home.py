@@ -16,7 +16,6 @@ Only for a home `--demo` created itself: a user's own home is never written to.
 from __future__ import annotations
 
 import itertools
-import json
 import time
 from collections.abc import Iterator
 from importlib import resources
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from cep_core.store.private import write_private
+from cep_core.store.tomlfile import dumps
 
 PLANNER = ("travel", "planner", "gpt-4o")
 SEARCH = ("support", "search", "gpt-4o-mini")
@@ -109,15 +109,16 @@ def evaluation_config(home: Path) -> Path:
         predictions,
         "".join(samples.joinpath(f"demo_{t}_predictions.jsonl").read_text(encoding="utf-8") for t in tracks),
     )
-    sets = "".join(
-        f"[[sets]]\nsource = {json.dumps(str(samples.joinpath(f'demo_{t}.jsonl')))}\n" for t in tracks
-    )
     config = home / "demo" / "eval-sample-outputs.toml"
-    write_private(
-        config,
-        'name = "sample-outputs"\nbackend = "predictions"\nmodel = "cep-demo-samples"\ncep = "compact"\n'
-        f"{sets}[predictions]\npath = {json.dumps(str(predictions))}\n",
-    )
+    settings = {
+        "name": "sample-outputs",
+        "backend": "predictions",
+        "model": "cep-demo-samples",
+        "cep": "compact",
+        "sets": [{"source": str(samples.joinpath(f"demo_{t}.jsonl"))} for t in tracks],
+        "predictions": {"path": str(predictions)},
+    }
+    write_private(config, dumps(settings))
     return config
 
 

@@ -194,6 +194,38 @@ def test_final_failures_are_empty_outputs_with_the_reason_and_never_the_key(serv
     assert KEY not in json.dumps(backend.describe())
 
 
+def test_a_refused_connection_is_retried_then_reported(monkeypatch):
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("EVAL_KEY", KEY)
+    waits = []
+    backend = OpenAIBackend(
+        f"http://127.0.0.1:{port}/v1",
+        "m",
+        api_key_env="EVAL_KEY",
+        max_retries=2,
+        backoff_s=0.5,
+        sleep=waits.append,
+    )
+    out = backend.complete(_request("x"))
+    assert out.output == "" and "gave up after 3 attempts: connection failed" in out.error
+    assert waits == [0.5, 1.0] and backend.retries == 2
+
+
+def test_the_key_is_in_no_log_record_even_at_debug_level(server, monkeypatch, caplog):
+    import logging
+
+    monkeypatch.setenv("EVAL_KEY", KEY)
+    caplog.set_level(logging.DEBUG)
+    backend = OpenAIBackend(server.url, "m", api_key_env="EVAL_KEY", backoff_s=0.01)
+    out = backend.generate([_request("rate-limit me"), _request("bad-request")])
+    assert out[0].output == "echo: rate-limit me" and out[1].error.startswith("HTTP 400")
+    assert caplog.records and KEY not in caplog.text  # httpx and httpcore did log the requests
+
+
 def test_an_unset_key_variable_is_a_clear_error(monkeypatch):
     monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
     with pytest.raises(InputError) as err:

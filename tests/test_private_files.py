@@ -7,6 +7,7 @@ whole home is walked."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -140,3 +141,56 @@ def test_the_helpers_give_the_same_modes_under_any_umask(tmp_path, umask):
     assert not_private(tmp_path / "a") == []
     with pytest.raises(FileExistsError):
         private.private_dir(folder, exist_ok=False)
+
+
+class Unserialisable:
+    """A value whose str() fails, so serialising it raises (json's default=str calls it) midway."""
+
+    def __str__(self) -> str:
+        raise RuntimeError("cannot serialise")
+
+
+def test_the_json_writers_are_atomic_strict_and_private(tmp_path):
+    target = tmp_path / "home" / "results.json"
+    private.write_json(target, {"f1": 0.5, "nan": float("nan"), "path": tmp_path, "text": "é"})
+    assert target.read_text(encoding="utf-8").startswith("{\n")
+    assert json.loads(target.read_text(encoding="utf-8")) == {
+        "f1": 0.5,
+        "nan": None,
+        "path": str(tmp_path),
+        "text": "é",
+    }
+    old = target.read_bytes()
+    with pytest.raises(RuntimeError):
+        private.write_json(target, {"bad": Unserialisable()})
+    rows = tmp_path / "home" / "rows.jsonl"
+    private.write_jsonl(rows, [{"a": 1}, {"b": float("inf")}])
+    assert [json.loads(x) for x in rows.read_text().splitlines()] == [{"a": 1}, {"b": None}]
+    with pytest.raises(
+        RuntimeError
+    ):  # the first row is written to the temporary file before the second fails
+        private.write_jsonl(rows, iter([{"a": 2}, {"bad": Unserialisable()}]))
+    assert target.read_bytes() == old
+    assert [json.loads(x) for x in rows.read_text().splitlines()] == [{"a": 1}, {"b": None}]
+    assert sorted(p.name for p in target.parent.iterdir()) == [
+        "results.json",
+        "rows.jsonl",
+    ]  # no temporary file
+    assert not_private(tmp_path / "home") == []
+
+
+def test_write_results_never_leaves_half_a_file(tmp_path):
+    from cep_core.scoring.report import write_results
+    from cep_core.scoring.result import ExampleScore
+
+    out = tmp_path / "out"
+    score = ExampleScore("a", "simple", True, 1.0, 1.0, 1.0, [], True)
+    write_results(out, {"n": 1}, [score])
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    broken = ExampleScore("b", "simple", False, 0.0, 0.0, 0.0, [], True, value=Unserialisable())
+    with pytest.raises(RuntimeError):
+        write_results(out, {"n": 2}, [score, broken])
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert set(after) == {"results.json", "examples.jsonl"}  # no temporary file left
+    assert after == before  # the old files, not half the new ones
+    assert not_private(out) == []

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cep_core.errors import InputError
-from cep_core.store.tomlfile import build, dumps
+from cep_core.store.tomlfile import build, dumps, toml_value
 
 
 @dataclass(slots=True)
@@ -90,3 +90,12 @@ def test_any_table_builds_or_fails_with_an_input_error(raw):
         build(Outer, raw, "cfg.toml")
     except InputError as exc:
         assert "cfg.toml" in str(exc)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(), st.text())
+def test_any_text_is_written_as_toml_that_reads_back_equal(name, source):
+    """Even what hand-made JSON quoting got wrong: DEL, other control characters, characters beyond the BMP."""
+    config = Outer(name=name, parts=[Part(source)])
+    assert build(Outer, tomllib.loads(dumps(asdict(config))), "f.toml") == config
+    assert tomllib.loads(f"# {toml_value(source)}\nv = {toml_value(source)}\n") == {"v": source}

@@ -9,7 +9,6 @@ the figures. A row in cep.db (table `evaluations`) follows the evaluation from r
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sys
@@ -28,6 +27,7 @@ from cep_core.evaluation.sets import DEFAULT_HOLDOUT, LoadedSet, load_sets
 from cep_core.prompts.prefix import NO_CEP, Cep, apply_cep, get_cep
 from cep_core.runs import ProgressWriter, RunPaths, log_output_to, new_run_id
 from cep_core.scoring import baselines
+from cep_core.store.private import write_json, write_jsonl
 from cep_core.store.state import resolve_home
 from cep_core.versions import provenance
 
@@ -355,17 +355,11 @@ def score_and_write(
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(path, obj)
 
 
 def _write_jsonl(path: Path, rows: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-    os.replace(tmp, path)
+    write_jsonl(path, rows)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ from typing import Any
 from cep_core.errors import InputError
 from cep_core.export import EXPORT_META
 from cep_core.prompts.prefix import NO_CEP, get_cep
-from cep_core.store.private import private_dir, private_tree
+from cep_core.store.private import private_dir, private_tree, write_json
 from cep_core.training.trained import TrainedModel, load_trained
 
 EXPORT_FORMAT = 1
@@ -81,7 +81,7 @@ def export_run(
     try:
         merged.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        (tmp / EXPORT_META).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        write_json(tmp / EXPORT_META, meta)
         private_tree(tmp)
         if folder.exists():
             shutil.rmtree(folder)

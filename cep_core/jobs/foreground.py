@@ -10,7 +10,6 @@ detached local attempt (nobody's terminal is waiting for it).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable
@@ -19,7 +18,7 @@ from pathlib import Path
 from cep_core.errors import CepError
 from cep_core.jobs.backend import EXIT_FILE, Handle, LaunchSpec
 from cep_core.jobs.local import LocalBackend
-from cep_core.store.private import write_private
+from cep_core.store.private import write_json
 
 NAME = "foreground"
 RESUME_BACKEND = "local"
@@ -48,4 +47,4 @@ def write_exit_record(run_dir: str | Path, returncode: int, pid: int) -> None:
         "pid": pid,
         "run": 0,
     }
-    write_private(Path(run_dir) / EXIT_FILE, json.dumps(record))
+    write_json(Path(run_dir) / EXIT_FILE, record, indent=None)

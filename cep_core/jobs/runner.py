@@ -11,7 +11,6 @@ requeued job runs again under the same id), so a backend can tell this run's rec
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -20,7 +19,7 @@ import time
 from pathlib import Path
 
 from cep_core.jobs.backend import EXIT_FILE, RUNNER_FILE
-from cep_core.store.private import restrict_umask, write_private
+from cep_core.store.private import restrict_umask, write_json
 
 
 def _default_signals() -> None:
@@ -63,7 +62,7 @@ def _run_number() -> int:
 
 
 def _write_record(path: Path, record: dict) -> None:
-    write_private(path, json.dumps(record))
+    write_json(path, record, indent=None)
 
 
 if __name__ == "__main__":

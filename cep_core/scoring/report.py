@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,17 +10,15 @@ from rich.text import Text
 
 from cep_core.formats.taxonomy import DESCRIPTIONS, ErrorCategory
 from cep_core.scoring.result import ExampleScore
+from cep_core.store.private import write_json, write_jsonl
 
 
 def write_results(out_dir: str | Path, results: dict[str, Any], scores: list[ExampleScore]) -> Path:
+    """examples.jsonl then results.json in `out_dir`, each written whole or not at all, mode 0600: a failure
+    midway leaves both as they were."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(
-        json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
-    with (out / "examples.jsonl").open("w", encoding="utf-8") as handle:
-        for score in scores:
-            handle.write(json.dumps(score.to_dict(), ensure_ascii=False) + "\n")
+    write_jsonl(out / "examples.jsonl", (score.to_dict() for score in scores))
+    write_json(out / "results.json", results)
     return out
 
 

@@ -5,13 +5,23 @@ is for other users. The mode is set explicitly after creation (`chmod`), so it d
 whoever runs us: a library call inside a service started with umask 000 gets the same modes as a shell with 077.
 Files that other libraries write (Trainer checkpoints, adapters, tokenizers) are covered by `restrict_umask()`,
 which the `cep` and `cep-console` commands and every job process call first.
+
+Whole files are written atomically (`atomic_file`, and on it `write_private`, `write_json`, `write_jsonl`): a
+temporary file beside the target, renamed over it only once complete, so a reader (the console, a resumed job)
+never sees half a file, and a failure midway leaves the old content and no temporary file behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import IO, Any
+
+from cep_core.formats.jsonish import finite
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -56,21 +66,48 @@ def open_private(path: str | Path, flags: int = os.O_WRONLY | os.O_CREAT | os.O_
     return fd
 
 
-def write_private(path: str | Path, data: str | bytes, *, encoding: str = "utf-8") -> Path:
-    """Write a whole file atomically (a temporary file renamed over it), mode 0600."""
+@contextlib.contextmanager
+def atomic_file(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """A handle (mode "w": UTF-8 text, "wb": bytes) on a new 0600 file beside `path`, renamed over `path` when
+    the block ends; if it raises, the temporary file is removed and `path` keeps what it held."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    payload = data.encode(encoding) if isinstance(data, str) else data
-    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    private_dir(path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-        os.replace(tmp, path)
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as handle:
+            yield handle
+        os.replace(name, path)
     except BaseException:
         with contextlib.suppress(OSError):
-            tmp.unlink()
+            os.unlink(name)
         raise
-    return path
+
+
+def write_private(path: str | Path, data: str | bytes, *, encoding: str = "utf-8") -> Path:
+    """Write a whole file atomically, mode 0600."""
+    with atomic_file(path, "wb") as handle:
+        handle.write(data.encode(encoding) if isinstance(data, str) else data)
+    return Path(path)
+
+
+def json_text(obj: Any, *, indent: int | None = None) -> str:
+    """Strict JSON: a NaN or an infinity is null (Python writes `NaN`, which other readers reject); text is
+    kept as UTF-8; what JSON has no type for (a Path, a datetime) is its str()."""
+    return json.dumps(finite(obj), indent=indent, ensure_ascii=False, default=str, allow_nan=False)
+
+
+def write_json(path: str | Path, obj: Any, *, indent: int | None = 2) -> Path:
+    """`obj` as one strict JSON document, atomically, mode 0600 (serialised first: a failure writes nothing)."""
+    return write_private(path, json_text(obj, indent=indent) + "\n")
+
+
+def write_jsonl(path: str | Path, rows: Iterable[Any]) -> Path:
+    """One strict JSON object a line, atomically, mode 0600 (`rows` may be a generator: it is streamed)."""
+    with atomic_file(path) as handle:
+        for row in rows:
+            handle.write(json_text(row) + "\n")
+    return Path(path)
 
 
 def private_tree(folder: str | Path) -> Path:

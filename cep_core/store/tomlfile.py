@@ -8,13 +8,14 @@ Training and evaluation configs are dataclasses; `build` checks every key and va
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import tomllib
 import typing
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
+
+import tomli_w
 
 from cep_core.errors import InputError
 
@@ -108,32 +109,13 @@ def coerce(
 
 
 def dumps(data: dict[str, Any]) -> str:
-    """A config dict (dataclasses.asdict) as TOML: top-level values, then tables, then arrays of tables."""
-    top = [f"{k} = {_value(v)}" for k, v in data.items() if not isinstance(v, dict) and not _tables(v)]
-    lines = list(top)
-    for key, value in data.items():
-        if isinstance(value, dict):
-            lines.append(f"\n[{key}]")
-            lines.extend(f"{k} = {_value(v)}" for k, v in value.items())
-    for key, value in data.items():
-        if _tables(value):
-            for table in value:
-                lines.append(f"\n[[{key}]]")
-                lines.extend(f"{k} = {_value(v)}" for k, v in table.items())
-    return "\n".join(lines) + "\n"
+    """A config dict (dataclasses.asdict) as TOML: top-level values, then tables, then arrays of tables.
+    tomli_w, not hand-made quoting: it escapes what TOML forbids raw in a string (DEL, other control
+    characters) and never writes a JSON-only escape such as a surrogate pair."""
+    return tomli_w.dumps(data)
 
 
-def _tables(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(v, dict) for v in value)
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)  # JSON string escapes are valid TOML basic strings
-    if isinstance(value, list):
-        return "[" + ", ".join(_value(v) for v in value) + "]"
-    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+def toml_value(value: str | int | float | bool) -> str:
+    """One value as TOML source, for filling a template: a string cannot break out of its quotes, even in a
+    comment line (newlines are escaped)."""
+    return tomli_w.dumps({"v": value}).removeprefix("v = ").removesuffix("\n")

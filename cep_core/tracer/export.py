@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -24,7 +23,7 @@ from typing import Any
 from cep_core.formats.taxonomy import ErrorCategory
 from cep_core.formats.toolcalls import parse_tool_calls, render_target
 from cep_core.prompts.toolprompt import render_tools_prompt
-from cep_core.store.private import open_private, private_dir, write_private
+from cep_core.store.private import atomic_file, json_text, private_dir, write_json
 from cep_core.store.state import resolve_home
 from cep_core.tracer.capture import WARNINGS_KEY, assistant_text
 from cep_core.tracer.query import TraceFilter
@@ -34,8 +33,6 @@ from cep_core.tracer.thresholds import AgentKey, record_watermark
 
 CHUNK = 1000
 ROLE_TO_FROM = {"system": "system", "user": "human", "assistant": "gpt", "tool": "tool"}
-
-_TRUNCATE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
 
 
 @dataclass
@@ -175,12 +172,7 @@ def export_dataset(
     seen: set[bytes] = set()
     skipped: Counter[str] = Counter()
     done = 0
-    tmp_train = result.train_path.with_suffix(".jsonl.tmp")
-    tmp_holdout = result.holdout_path.with_suffix(".jsonl.tmp")
-    with (
-        os.fdopen(open_private(tmp_train, _TRUNCATE), "w", encoding="utf-8") as train_f,
-        os.fdopen(open_private(tmp_holdout, _TRUNCATE), "w", encoding="utf-8") as hold_f,
-    ):
+    with atomic_file(result.train_path) as train_f, atomic_file(result.holdout_path) as hold_f:
         after = ""
         while True:
             rows = store.conn.execute(
@@ -214,7 +206,7 @@ def export_dataset(
                     "source": "trace",
                     "content_hash": digest,
                 }
-                line = json.dumps(record_line, ensure_ascii=False) + "\n"
+                line = json_text(record_line) + "\n"
                 if in_holdout(digest, holdout_fraction):
                     hold_f.write(line)
                     result.holdout += 1
@@ -223,8 +215,6 @@ def export_dataset(
                     result.train += 1
             if on_progress:
                 on_progress(done, total)
-    os.replace(tmp_train, result.train_path)
-    os.replace(tmp_holdout, result.holdout_path)
     result.skipped = dict(skipped)
     manifest = result.to_dict() | {
         "created_at": time.time(),
@@ -240,7 +230,7 @@ def export_dataset(
         "format": "hermes-conversations",
         "tool_call_format": "target",
     }
-    write_private(result.manifest_path, json.dumps(manifest, indent=2) + "\n")
+    write_json(result.manifest_path, manifest)
     if record:
         for key, last_id in result.last_ids.items():
             record_watermark(store, key, last_id, result.examples, str(result.train_path))

@@ -7,7 +7,6 @@ called, and its outcome recorded, with no other change here.
 
 from __future__ import annotations
 
-import json
 import shlex
 import string
 import time
@@ -21,6 +20,7 @@ from typing import Any
 from cep_core.errors import InputError
 from cep_core.store.private import write_private
 from cep_core.store.state import resolve_home
+from cep_core.store.tomlfile import toml_value
 from cep_core.tracer.export import ExportResult, export_dataset
 from cep_core.tracer.ids import new_id
 from cep_core.tracer.redact import Redactor
@@ -60,10 +60,10 @@ def default_template() -> str:
 def render_config(template: str, values: dict[str, Any], source: str = "template") -> str:
     """Fill `$name` placeholders with TOML-quoted values; the result must parse as TOML.
 
-    Every value is quoted (JSON string syntax is valid TOML), so a path cannot break out of its string, even
-    in a comment line.
+    Every value is written as TOML (cep_core.store.tomlfile.toml_value), so a path cannot break out of its
+    string, even in a comment line.
     """
-    quoted = {k: (json.dumps(v) if isinstance(v, str) else str(v)) for k, v in values.items()}
+    quoted = {k: toml_value(v) for k, v in values.items()}
     try:
         text = string.Template(template).substitute(quoted)
     except (KeyError, ValueError) as exc:

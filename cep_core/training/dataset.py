@@ -59,7 +59,14 @@ def tokenize_examples(
 
 
 def attention_of(model: Any) -> str | None:
-    return getattr(getattr(model, "config", None), "_attn_implementation", None)
+    """The attention kernel the model runs. transformers (5.24 checked) has no public reader: a public
+    `attn_implementation` is taken where a version offers one, else the private `_attn_implementation`."""
+    config = getattr(model, "config", None)
+    for name in ("attn_implementation", "_attn_implementation"):
+        value = getattr(config, name, None)
+        if isinstance(value, str):
+            return value
+    return None
 
 
 def use_packing(setting: str, model: Any) -> bool:

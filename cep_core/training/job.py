@@ -7,7 +7,6 @@ SIGTERM, and ends with an `error` event of a known kind when anything goes wrong
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -18,7 +17,7 @@ from typing import Any
 from cep_core.checks import Status
 from cep_core.errors import InputError
 from cep_core.runs import ProgressWriter, RunPaths, log_output_to
-from cep_core.store.private import restrict_umask, write_private
+from cep_core.store.private import restrict_umask, write_json
 
 EXIT_COMPLETED = 0
 EXIT_ERROR = 1
@@ -235,7 +234,7 @@ def _train(paths: RunPaths, writer: ProgressWriter, stop: Any) -> int:
 
 
 def _write_metadata(paths: RunPaths, meta: dict[str, Any]) -> None:
-    write_private(paths.metadata, json.dumps(meta, indent=2, default=str) + "\n")
+    write_json(paths.metadata, meta)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
 """The `openai` backend: any OpenAI-compatible /v1/chat/completions endpoint (the large model's API, a vLLM
-server of the small model), through the standard library's urllib.
+server of the small model), through httpx (one client: connections are kept alive across requests) with
+tenacity doing the retries.
 
 Requests run concurrently in a thread pool. A 429, a 5xx, a timeout or a dropped connection is retried with
 exponential back-off, waiting at least what the server's Retry-After asks; any other HTTP error and a malformed
@@ -11,22 +12,32 @@ errors or logs: any message that could echo it is scrubbed).
 from __future__ import annotations
 
 import email.utils
-import http.client
 import json
 import os
+import threading
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
+
+import httpx
+import tenacity
 
 from cep_core.errors import InputError
 from cep_core.evaluation.backends import Generation, ProgressFn, Request, StopFn
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 _SNIPPET = 200
+
+
+class _Retryable(Exception):
+    """A failed attempt that another attempt may fix; `wait` is what the server's Retry-After asked."""
+
+    def __init__(self, reason: str, wait: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.wait = wait
 
 
 class OpenAIBackend:
@@ -68,6 +79,8 @@ class OpenAIBackend:
         self.max_backoff_s = max_backoff_s
         self.sleep = sleep
         self.retries = 0  # how many retries this backend made, all requests together
+        self._client: httpx.Client | None = None
+        self._client_lock = threading.Lock()
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -113,32 +126,57 @@ class OpenAIBackend:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
-        reason = ""
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                self.retries += 1
-            wait: float | None = None
-            try:
-                http_request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-                with urllib.request.urlopen(http_request, timeout=self.timeout_s) as response:
-                    raw = response.read()
-                return self._parse(request.id, raw)
-            except urllib.error.HTTPError as exc:
-                snippet = _snippet(exc)
-                reason = self._scrub(f"HTTP {exc.code}{': ' + snippet if snippet else ''}")
-                if exc.code not in RETRY_STATUSES:
-                    return Generation(request.id, "", reason)
-                wait = retry_after(exc.headers.get("Retry-After") if exc.headers else None)
-            except (
-                OSError,
-                http.client.HTTPException,
-            ) as exc:  # URLError, timeouts, resets, bad status lines
-                cause = getattr(exc, "reason", exc)
-                reason = self._scrub(f"connection failed: {type(cause).__name__}: {cause}")
-            if attempt < self.max_retries:
-                backoff = min(self.max_backoff_s, self.backoff_s * 2**attempt)
-                self.sleep(max(backoff, min(wait, self.max_backoff_s)) if wait is not None else backoff)
-        return Generation(request.id, "", f"gave up after {self.max_retries + 1} attempts: {reason}")
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(_Retryable),
+            stop=tenacity.stop_after_attempt(self.max_retries + 1),
+            wait=self._wait,
+            sleep=self.sleep,
+            before_sleep=self._count_retry,
+            reraise=True,
+        )
+        try:
+            return retrying(self._attempt, request.id, body, headers)
+        except _Retryable as exc:
+            return Generation(request.id, "", f"gave up after {self.max_retries + 1} attempts: {exc.reason}")
+
+    def _attempt(self, request_id: str, body: bytes, headers: dict[str, str]) -> Generation:
+        """One POST: a Generation when the answer is final, _Retryable when another attempt may fix it."""
+        try:
+            response = self._http().post(self.url, content=body, headers=headers)
+        except httpx.TransportError as exc:  # refused, reset, timed out, a broken status line
+            raise _Retryable(self._scrub(f"connection failed: {type(exc).__name__}: {exc}")) from None
+        except httpx.HTTPError as exc:  # anything else httpx raises is not fixed by asking again
+            return Generation(request_id, "", self._scrub(f"request failed: {type(exc).__name__}: {exc}"))
+        if response.is_success:
+            return self._parse(request_id, response.content)
+        snippet = response.content[:_SNIPPET].decode("utf-8", "replace").strip()
+        reason = self._scrub(f"HTTP {response.status_code}{': ' + snippet if snippet else ''}")
+        if response.status_code not in RETRY_STATUSES:
+            return Generation(request_id, "", reason)
+        raise _Retryable(reason, retry_after(response.headers.get("Retry-After")))
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        """Exponential back-off from backoff_s, capped at max_backoff_s, and at least what Retry-After asked
+        (itself capped at max_backoff_s)."""
+        backoff = min(self.max_backoff_s, self.backoff_s * 2 ** (state.attempt_number - 1))
+        failure = state.outcome.exception() if state.outcome else None
+        asked = failure.wait if isinstance(failure, _Retryable) else None
+        return backoff if asked is None else max(backoff, min(asked, self.max_backoff_s))
+
+    def _count_retry(self, state: tenacity.RetryCallState) -> None:
+        self.retries += 1
+
+    def _http(self) -> httpx.Client:
+        """One client for all threads (httpx's is thread-safe), made at the first request: a backend that
+        never sends (a config check) costs no SSL context."""
+        with self._client_lock:
+            if self._client is None:
+                limit = max(1, self.concurrency)
+                self._client = httpx.Client(
+                    timeout=self.timeout_s,
+                    limits=httpx.Limits(max_connections=limit, max_keepalive_connections=limit),
+                )
+            return self._client
 
     def _parse(self, request_id: str, raw: bytes) -> Generation:
         try:
@@ -173,13 +211,6 @@ def retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-def _snippet(exc: urllib.error.HTTPError) -> str:
-    try:
-        return exc.read()[:_SNIPPET].decode("utf-8", "replace").strip()
-    except Exception:  # the body is optional; a broken one must not hide the status
-        return ""
 
 
 def _public_url(url: str) -> str:
