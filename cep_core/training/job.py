@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import sys
+import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -17,13 +17,17 @@ from typing import Any
 
 from cep_core.checks import Status
 from cep_core.errors import InputError
-from cep_core.runs import ProgressWriter, RunPaths, log_output_to
-from cep_core.store.private import restrict_umask, write_private
-
-EXIT_COMPLETED = 0
-EXIT_ERROR = 1
-EXIT_PREFLIGHT = 2
-EXIT_STOPPED = 3
+from cep_core.jobs.entry import (
+    EXIT_COMPLETED,
+    EXIT_CONFIG,
+    EXIT_ERROR,
+    EXIT_STOPPED,
+    StopFlag,
+    job_main,
+    report_error,
+)
+from cep_core.runs import ProgressWriter, RunPaths
+from cep_core.store.private import write_private
 
 
 class PreflightFailed(Exception):
@@ -40,13 +44,10 @@ def _versions() -> dict[str, str]:
 
 def run_job(run_dir: str | Path) -> int:
     """Run the job to its end; returns the process exit code (0 completed, 3 stopped, 2 pre-flight, 1 error)."""
-    from cep_core.training.callbacks import StopFlag
-    from cep_core.training.failures import classify, describe
-
     paths = RunPaths(Path(run_dir).resolve())
     writer = ProgressWriter(paths.progress)
     stop = StopFlag()
-    stop.install()
+    stop.install(signal.SIGTERM, signal.SIGINT)
     try:
         from cep_core.training.model import quiet_peft_deprecations
 
@@ -55,19 +56,15 @@ def run_job(run_dir: str | Path) -> int:
     except PreflightFailed as exc:
         writer.emit("error", kind=exc.kind, message=str(exc))
         print(f"pre-flight failed: {exc}", flush=True)
-        return EXIT_PREFLIGHT
+        return EXIT_CONFIG
     except BaseException as exc:  # every failure ends with an error event the console can show
         if isinstance(exc, SystemExit | KeyboardInterrupt) and stop.requested:
             raise
-        kind = classify(exc)
-        writer.emit("error", kind=kind, message=describe(exc))
-        import traceback
-
-        traceback.print_exc()
+        report_error(writer.emit, exc)
         return EXIT_ERROR
 
 
-def _train(paths: RunPaths, writer: ProgressWriter, stop: Any) -> int:
+def _train(paths: RunPaths, writer: ProgressWriter, stop: StopFlag) -> int:
     from cep_core.training.config import load_config
     from cep_core.training.failures import ConfigError
     from cep_core.training.preflight import failure_kind, run_preflight
@@ -239,29 +236,15 @@ def _write_metadata(paths: RunPaths, meta: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-    import os
-
-    restrict_umask()  # checkpoints, the adapter and the tiny base are written by transformers and peft
-
-    parser = argparse.ArgumentParser(
+    return job_main(
+        argv,
         prog="python -m cep_core.training",
         description="Run the training job of a run directory (its run.toml).",
+        run=_run_quietly,
     )
-    parser.add_argument("run_dir")
-    parser.add_argument(
-        "--no-log-file",
-        action="store_true",
-        help="print to the terminal instead of appending to RUN_DIR/stdout.log",
-    )
-    ns = parser.parse_args(argv)
-    paths = RunPaths(Path(ns.run_dir).resolve())
-    if not paths.run_toml.is_file():
-        print(f"{paths.run_toml}: no such file (a run directory holds run.toml)", file=sys.stderr)
-        return EXIT_PREFLIGHT
-    if not ns.no_log_file:
-        log_output_to(paths.stdout_log)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _run_quietly(paths: RunPaths) -> int:
     import warnings
 
     # peft reads the model's `is_gradient_checkpointing`, which transformers 5 deprecated: a warning the user
