@@ -1,8 +1,8 @@
 """Fork safety, in one place: a process that holds a tracer may fork (multiprocessing, a DataLoader worker).
 
 SQLite's process-wide mutexes must not be inherited held, so every lock a thread holds around its SQLite calls
-is taken before the fork and released after it, in the parent and in the child; per-process state (the id
-sequence, the checkpoint threads, which do not exist in the child) is reset in the child.
+(a tracer's writes, a WAL checkpointer's thread) is taken before the fork and released after it, in the parent
+and in the child, where per-process state (the checkpoint threads, which do not exist there) is then reset.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ _last: tuple[int, int] = (-1, 0)
 
 
 def _fresh_after_fork() -> None:
-    """A forked child does not continue the parent's sequence, and gets a lock no other thread can hold (not
-    held across the fork: a thread holding a tracer's lock may be waiting for this one)."""
+    """A forked child does not continue the parent's sequence. Its lock guards memory only, not SQLite, so
+    the child gets a fresh one instead of every fork waiting for it (tracer/forks.py holds the SQLite locks)."""
     global _lock, _last
     _lock = threading.Lock()  # another thread may have held it at the fork
     _last = (-1, 0)
