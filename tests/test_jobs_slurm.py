@@ -24,10 +24,9 @@ from hypothesis import strategies as st
 
 from cep_core.errors import CepError
 from cep_core.jobs.backend import EXIT_FILE, LOG_FILE, Handle, LaunchSpec, Status
-from cep_core.jobs.slurm import (
-    SBATCH_FILE,
+from cep_core.jobs.slurm.backend import SlurmBackend
+from cep_core.jobs.slurm.parsers import (
     SLURM_STATES,
-    SlurmBackend,
     map_state,
     normalize_state,
     parse_exit_code,
@@ -35,8 +34,8 @@ from cep_core.jobs.slurm import (
     parse_sacct,
     parse_scontrol,
     parse_squeue,
-    sbatch_script,
 )
+from cep_core.jobs.slurm.script import SBATCH_FILE, sbatch_script
 
 JOB_TIMEOUT_S = 60.0
 
@@ -652,7 +651,7 @@ def test_only_the_latest_runs_records_say_how_a_requeued_job_ended(
     tmp_path, runner, exit_record, ends, restarts, ended_run, end_status, note
 ):
     """A preempted run's exit record and `end{stopped}` are not how the run after it ended."""
-    from cep_core.jobs.slurm import this_run
+    from cep_core.jobs.slurm.records import this_run
 
     run_dir = run_dir_for(tmp_path)
     if runner is not None:

@@ -221,10 +221,7 @@ def _show(event: dict[str, Any], progress: Any, task: Any, console: Any, as_json
 
 def _run_name(paths: Any) -> str:
     """The config's name (run.toml), else the run directory's."""
-    import tomllib
+    from cep_core.store.configfile import read_leniently
 
-    try:
-        name = tomllib.loads(paths.run_toml.read_text(encoding="utf-8")).get("name")
-    except (OSError, ValueError):
-        name = None
+    name = read_leniently(paths.run_toml).get("name")
     return name if isinstance(name, str) and name else paths.root.name

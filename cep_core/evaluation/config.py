@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cep_core.errors import InputError
-from cep_core.store.tomlfile import build, dumps, read_toml
+from cep_core.store.configfile import field_errors, from_table, load_file
+from cep_core.store.tomlfile import dumps
 
 BACKENDS = ("hf", "openai", "predictions")
 TOOL_FORMATS = ("target", "hermes")
@@ -102,20 +102,16 @@ class EvalConfig:
 
 def load_eval_config(path: str | Path) -> EvalConfig:
     """Read and validate an eval config; relative paths become absolute against the file's folder."""
-    path = Path(path).expanduser()
-    raw = read_toml(path)
-    config = eval_config_from_dict(raw, path)
-    _resolve_paths(config, path.parent.resolve())
-    return config
+    return load_file(path, eval_config_from_dict, _resolve_paths)
 
 
 def eval_config_from_dict(raw: dict[str, Any], path: str | Path | None = None) -> EvalConfig:
-    config = build(EvalConfig, raw, path)
-    _check(config, path)
-    return config
+    return from_table(EvalConfig, raw, path, _check)
 
 
-def _resolve_paths(config: EvalConfig, base: Path) -> None:
+def _resolve_paths(config: EvalConfig, folder: Path) -> None:
+    base = folder.resolve()
+
     def local(value: str) -> str:
         if not value or value.startswith("/"):
             return value
@@ -140,9 +136,7 @@ def _resolve_paths(config: EvalConfig, base: Path) -> None:
 
 
 def _check(config: EvalConfig, path: str | Path | None) -> None:
-    def bad(name: str, message: str) -> InputError:
-        return InputError(message, path=path, field=name)
-
+    bad = field_errors(path)
     if config.backend not in BACKENDS:
         raise bad("backend", f"{config.backend!r} is not one of {', '.join(BACKENDS)}")
     if config.tool_format not in TOOL_FORMATS:

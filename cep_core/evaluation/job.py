@@ -9,7 +9,6 @@ the figures. A row in cep.db (table `evaluations`) follows the evaluation from r
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
@@ -24,17 +23,22 @@ from cep_core.evaluation import store
 from cep_core.evaluation.backends import Backend, Generation, Request
 from cep_core.evaluation.config import EvalConfig, load_eval_config
 from cep_core.evaluation.sets import DEFAULT_HOLDOUT, LoadedSet, load_sets
+from cep_core.jobs.entry import (
+    EXIT_COMPLETED,
+    EXIT_CONFIG,
+    EXIT_ERROR,
+    EXIT_STOPPED,
+    StopFlag,
+    job_main,
+    report_error,
+)
 from cep_core.prompts.prefix import NO_CEP, Cep, apply_cep, get_cep
-from cep_core.runs import ProgressWriter, RunPaths, log_output_to, new_run_id
+from cep_core.runs import ProgressWriter, RunPaths, new_run_id
 from cep_core.scoring import baselines
 from cep_core.store.private import write_json, write_jsonl
 from cep_core.store.state import resolve_home
 from cep_core.versions import provenance
 
-EXIT_COMPLETED = 0
-EXIT_ERROR = 1
-EXIT_CONFIG = 2
-EXIT_STOPPED = 3
 _STEP_INTERVAL_S = 0.5
 
 EventHook = Callable[[dict[str, Any]], None]
@@ -168,8 +172,6 @@ def run_evaluation(
 
     An ablation (`ablation = true`) runs its variants one after another in this one job, on the same examples;
     the results returned are the last variant's, and every variant has its own results and cep.db row."""
-    from cep_core.training.failures import classify, describe
-
     paths = RunPaths(Path(run_dir).resolve())
     writer = ProgressWriter(paths.progress)
     reporter = _Reporter(writer, 0, hook)
@@ -212,7 +214,7 @@ def run_evaluation(
             backend = make_backend(plan)
             generations = backend.generate(requests, reporter.advance, should_stop)
             plan.eval_dir.mkdir(parents=True, exist_ok=True)
-            _write_jsonl(plan.eval_dir / store.PREDICTIONS, (g.to_dict() for g in generations))
+            write_jsonl(plan.eval_dir / store.PREDICTIONS, (g.to_dict() for g in generations))
             if len(generations) < len(requests):
                 reporter.emit("end", status="stopped", step=reporter.done)
                 store.record_end(plan.eval_id, "stopped", home)
@@ -234,15 +236,9 @@ def run_evaluation(
                 store.record_end(plan.eval_id, "stopped", home)
             reporter.emit("end", status="stopped", step=reporter.done)
             raise
-        kind = classify(exc)
-        message = describe(exc)
-        reporter.emit("error", kind=kind, message=message)
+        kind, message = report_error(reporter.emit, exc, traceback=not isinstance(exc, InputError))
         if plan is not None and recorded:
             store.record_end(plan.eval_id, "failed", home, error=f"{kind}: {message}")
-        if not isinstance(exc, InputError):
-            import traceback
-
-            traceback.print_exc()
         print(f"evaluation failed ({kind}): {message}", file=sys.stderr, flush=True)
         return (EXIT_CONFIG if isinstance(exc, InputError) else EXIT_ERROR), None
 
@@ -349,48 +345,22 @@ def score_and_write(
         "baselines": {"llm": baselines.LLM, "small_model": baselines.SMALL_MODEL},
         "tracks": tracks,
     }
-    _write_json(plan.eval_dir / store.RESULTS, results)
-    _write_jsonl(plan.eval_dir / store.EXAMPLES, rows)
+    write_json(plan.eval_dir / store.RESULTS, results)
+    write_jsonl(plan.eval_dir / store.EXAMPLES, rows)
     return results
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    write_json(path, obj)
-
-
-def _write_jsonl(path: Path, rows: Any) -> None:
-    write_jsonl(path, rows)
-
-
 def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    from cep_core.store.private import restrict_umask
-
-    restrict_umask()
-
-    parser = argparse.ArgumentParser(
+    return job_main(
+        argv,
         prog="python -m cep_core.evaluation",
         description="Run the evaluation of a run directory (its run.toml).",
+        run=_run_until_stopped,
     )
-    parser.add_argument("run_dir")
-    parser.add_argument(
-        "--no-log-file", action="store_true", help="print to the terminal instead of RUN_DIR/stdout.log"
-    )
-    ns = parser.parse_args(argv)
-    paths = RunPaths(Path(ns.run_dir).resolve())
-    if not paths.run_toml.is_file():
-        print(f"{paths.run_toml}: no such file (a run directory holds run.toml)", file=sys.stderr)
-        return EXIT_CONFIG
-    if not ns.no_log_file:
-        log_output_to(paths.stdout_log)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    stop = {"requested": False}
 
-    def on_term(signum: int, _frame: Any) -> None:
-        stop["requested"] = True
-        print(f"{signal.Signals(signum).name}: stopping after the current batch", flush=True)
 
-    signal.signal(signal.SIGTERM, on_term)
-    code, _ = run_evaluation(paths.root, resolve_home(None), should_stop=lambda: stop["requested"])
+def _run_until_stopped(paths: RunPaths) -> int:
+    stop = StopFlag()
+    stop.install(signal.SIGTERM, announce="stopping after the current batch")
+    code, _ = run_evaluation(paths.root, resolve_home(None), should_stop=lambda: stop.requested)
     return code

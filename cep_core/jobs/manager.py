@@ -39,7 +39,7 @@ def make_backend(name: str) -> Backend:
 
         return LocalBackend()
     if name == "slurm":
-        from cep_core.jobs.slurm import SlurmBackend
+        from cep_core.jobs.slurm.backend import SlurmBackend
 
         return SlurmBackend()
     raise InputError(f"unknown backend {name!r}: use one of {', '.join(BACKENDS)}")

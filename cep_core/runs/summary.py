@@ -7,13 +7,13 @@ and the console's comparison show the same numbers. Nothing here imports anythin
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cep_core.errors import InputError
 from cep_core.runs import RunPaths, iter_progress
+from cep_core.store.configfile import read_leniently
 
 
 @dataclass(slots=True)
@@ -140,10 +140,7 @@ def figure(summary: RunSummary, attribute: str, fmt: str) -> str:
 def summarize_run(run_dir: str | Path, home: str | Path | None = None) -> RunSummary:
     paths = RunPaths(Path(run_dir))
     out = RunSummary(run_id=paths.root.name, run_dir=str(paths.root), name=paths.root.name)
-    try:
-        raw = tomllib.loads(paths.run_toml.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        raw = {}
+    raw = read_leniently(paths.run_toml)
     data, lora, train = (
         raw.get(k) if isinstance(raw.get(k), dict) else {} for k in ("data", "lora", "train")
     )

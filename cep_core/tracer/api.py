@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from cep_core.errors import CepError
 from cep_core.tracer import query, thresholds
 from cep_core.tracer.capture import build_row, normalize_messages
+from cep_core.tracer.forks import hold_across_fork
 from cep_core.tracer.redact import PatternSpec, Redactor, redact_text
 from cep_core.tracer.store import TraceRow, TraceStore, WalCheckpointer
 
@@ -32,23 +33,9 @@ LOG_EVERY_S = 60.0
 
 
 _LIVE_TRACERS: weakref.WeakSet[WorkflowTracer] = weakref.WeakSet()
-_held_for_fork: list[threading.Lock] = []
 _INHERITED_STORES: list[TraceStore] = []
-
-
-def _before_fork() -> None:
-    # No fork while one of our threads is inside a write: SQLite's process-wide mutexes would be inherited held.
-    for tracer in list(_LIVE_TRACERS):
-        tracer._lock.acquire()
-        _held_for_fork.append(tracer._lock)
-
-
-def _after_fork() -> None:
-    while _held_for_fork:
-        _held_for_fork.pop().release()
-
-
-os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork)
+# No fork while one of our threads is inside a write.
+hold_across_fork(lambda: [tracer._lock for tracer in list(_LIVE_TRACERS)])
 
 
 class TraceCaptureError(CepError):

@@ -15,13 +15,14 @@ _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _RANDOM_BITS = 80
 _lock = threading.Lock()
 _last: tuple[int, int] = (-1, 0)
-_last_pid = os.getpid()
 
 
 def _fresh_after_fork() -> None:
-    global _lock, _last, _last_pid
+    """A forked child does not continue the parent's sequence. Its lock guards memory only, not SQLite, so
+    the child gets a fresh one instead of every fork waiting for it (tracer/forks.py holds the SQLite locks)."""
+    global _lock, _last
     _lock = threading.Lock()  # another thread may have held it at the fork
-    _last, _last_pid = (-1, 0), os.getpid()
+    _last = (-1, 0)
 
 
 os.register_at_fork(after_in_child=_fresh_after_fork)
@@ -37,11 +38,9 @@ def _encode(value: int, length: int) -> str:
 
 def new_id(now: float | None = None) -> str:
     """A 26-character id that sorts after every id this process made before it."""
-    global _last, _last_pid
+    global _last
     ms = int((time.time() if now is None else now) * 1000)
     with _lock:
-        if os.getpid() != _last_pid:  # forked: do not continue the parent's sequence
-            _last, _last_pid = (-1, 0), os.getpid()
         last_ms, last_rand = _last
         if ms <= last_ms and now is None:
             ms, rand = last_ms, last_rand + 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -23,6 +22,7 @@ import sqlite_utils
 
 from cep_core.store.db import Migrations, connect
 from cep_core.store.state import traces_db_path
+from cep_core.tracer.forks import hold_across_fork
 
 TRACE_MIGRATIONS = Migrations("traces")
 
@@ -328,26 +328,11 @@ class WalCheckpointer:
 
 
 _LIVE_CHECKPOINTERS: weakref.WeakSet[WalCheckpointer] = weakref.WeakSet()
-_held_for_fork: list[threading.Lock] = []
-
-
-def _before_fork() -> None:
-    for checkpointer in list(_LIVE_CHECKPOINTERS):
-        checkpointer.sqlite_lock.acquire()
-        _held_for_fork.append(checkpointer.sqlite_lock)
-
-
-def _after_fork() -> None:
-    while _held_for_fork:
-        _held_for_fork.pop().release()
-
-
-def _after_fork_in_child() -> None:
-    _after_fork()
-    _LIVE_CHECKPOINTERS.clear()  # their threads do not exist in the child
-
-
-os.register_at_fork(before=_before_fork, after_in_parent=_after_fork, after_in_child=_after_fork_in_child)
+# Their threads do not exist in the child: forget them there.
+hold_across_fork(
+    lambda: [checkpointer.sqlite_lock for checkpointer in list(_LIVE_CHECKPOINTERS)],
+    in_child=_LIVE_CHECKPOINTERS.clear,
+)
 
 
 def _open(path: Path, readonly: bool) -> sqlite_utils.Database:

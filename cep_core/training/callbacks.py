@@ -4,30 +4,14 @@ the Trainer's log lines printed as JSON."""
 from __future__ import annotations
 
 import json
-import signal
 import time
 from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
 
+from cep_core.jobs.entry import StopFlag
 from cep_core.runs import ProgressWriter
-
-
-class StopFlag:
-    """Set by SIGTERM/SIGINT; the trainer checks it after each step."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self.signal_name = ""
-
-    def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum: int, _frame: Any) -> None:
-        self.requested = True
-        self.signal_name = signal.Signals(signum).name
 
 
 class ProgressCallback(TrainerCallback):

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cep_core.errors import InputError
-from cep_core.store.tomlfile import build, dumps, read_toml
+from cep_core.store.configfile import field_errors, from_table, load_file
+from cep_core.store.tomlfile import dumps
 
 REPORT_TARGETS = ("tensorboard", "wandb")
 CHOICES: dict[str, tuple[str, ...]] = {
@@ -94,15 +94,15 @@ class TrainConfig:
 
 def load_config(path: str | Path) -> TrainConfig:
     """Read and validate a config file; relative local data paths become absolute (relative to the file)."""
-    path = Path(path).expanduser()
-    raw = read_toml(path)
-    config = config_from_dict(raw, path)
-    config.data.sources = [_resolve_source(s, path.parent) for s in config.data.sources]
-    if config.data.cep not in ("none",) and (path.parent / config.data.cep).is_file():
-        config.data.cep = str((path.parent / config.data.cep).resolve())
-    if config.model.startswith((".", "~")) or (path.parent / config.model).is_dir():
-        config.model = str((path.parent / config.model).expanduser().resolve())
-    return config
+    return load_file(path, config_from_dict, _resolve_paths)
+
+
+def _resolve_paths(config: TrainConfig, folder: Path) -> None:
+    config.data.sources = [_resolve_source(s, folder) for s in config.data.sources]
+    if config.data.cep not in ("none",) and (folder / config.data.cep).is_file():
+        config.data.cep = str((folder / config.data.cep).resolve())
+    if config.model.startswith((".", "~")) or (folder / config.model).is_dir():
+        config.model = str((folder / config.model).expanduser().resolve())
 
 
 def _resolve_source(source: str, base: Path) -> str:
@@ -120,15 +120,11 @@ def _resolve_source(source: str, base: Path) -> str:
 
 
 def config_from_dict(raw: dict[str, Any], path: str | Path | None = None) -> TrainConfig:
-    config = build(TrainConfig, raw, path, bool_as_string=CHOICES)
-    _check_values(config, path)
-    return config
+    return from_table(TrainConfig, raw, path, _check_values, bool_as_string=CHOICES)
 
 
 def _check_values(config: TrainConfig, path: str | Path | None) -> None:
-    def bad(name: str, message: str) -> InputError:
-        return InputError(message, path=path, field=name)
-
+    bad = field_errors(path)
     checks: list[tuple[str, Any, tuple[str, ...]]] = [
         ("device", config.device, CHOICES["device"]),
         ("data.tool_format", config.data.tool_format, CHOICES["tool_format"]),
