@@ -26,7 +26,7 @@ def run(*argv: str, home: Path | None = None, tool: str = "cep") -> subprocess.C
 
 def every_parser() -> list[tuple[str, argparse.ArgumentParser]]:
     """The `cep` parser, each subcommand's (nested ones too) and the parsers `cep eval` reads its rest with."""
-    from cep_core.cli.options import eval as eval_cmd
+    from cep_core.cli import eval as eval_cmd
 
     out: list[tuple[str, argparse.ArgumentParser]] = []
 
