@@ -5,13 +5,13 @@ from __future__ import annotations
 from itertools import permutations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cep_core.data.evalset import EvalExample
 from cep_core.formats.toolcalls import ToolCall, render_target
 from cep_core.scoring import aggregate, json_leaves, score_all, score_example
-from cep_core.scoring.toolcall import _assign, _assign_greedy
+from cep_core.scoring.toolcall import _MAX_DP_ASSIGNMENT, _assign, _assign_scipy
 
 WEATHER = {
     "name": "get_weather",
@@ -88,11 +88,52 @@ def test_the_assignment_is_the_brute_force_optimum(weights):
     assert sum(weights[i][j] for i, j in pairs) == _best_total(weights)
 
 
+@settings(deadline=None)  # the first call imports scipy.optimize
+@given(weight_tables)
+def test_the_large_table_method_is_the_brute_force_optimum_too(weights):
+    pairs = _assign_scipy(weights)
+    assert _is_pairing(pairs, weights)
+    assert sum(weights[i][j] for i, j in pairs) == _best_total(weights)
+
+
+def _greedy(weights):
+    cells = sorted(
+        ((w, i, j) for i, row in enumerate(weights) for j, w in enumerate(row) if w >= 0), reverse=True
+    )
+    rows, cols, pairs = set(), set(), []
+    for _w, i, j in cells:
+        if i not in rows and j not in cols:
+            rows.add(i)
+            cols.add(j)
+            pairs.append((i, j))
+    return pairs
+
+
 def test_the_brute_force_check_tells_a_greedy_pairing_from_the_optimum():
     # Greedy takes the 3 first and is left with 0; pairing crosswise gives 2 + 2.
     weights = [[3, 2], [2, 0]]
-    greedy = _assign_greedy(weights)
-    assert sum(weights[i][j] for i, j in greedy) < _best_total(weights) == 4
+    assert sum(weights[i][j] for i, j in _greedy(weights)) < _best_total(weights) == 4
+
+
+@pytest.mark.parametrize("blocks", [2, _MAX_DP_ASSIGNMENT // 2 + 1, 8])
+def test_tables_of_any_size_are_paired_optimally_where_greedy_is_not(blocks):
+    # Copies of the 2x2 trap on the diagonal (forbidden elsewhere): the optimum is 4 a block, greedy gets 3.
+    n = 2 * blocks
+    weights = [[-1] * n for _ in range(n)]
+    for b in range(blocks):
+        for (di, dj), w in {(0, 0): 3, (0, 1): 2, (1, 0): 2, (1, 1): 0}.items():
+            weights[2 * b + di][2 * b + dj] = w
+    pairs = _assign(weights)
+    assert _is_pairing(pairs, weights)
+    assert (
+        sum(weights[i][j] for i, j in pairs) == 4 * blocks > sum(weights[i][j] for i, j in _greedy(weights))
+    )
+
+
+def test_a_wide_table_is_paired_exactly():
+    # Two calls against twelve answers: beyond the DP's width, the smaller side keeps it exact.
+    weights = [[3, 2] + [-1] * 10, [2, 0] + [-1] * 10]
+    assert sum(weights[i][j] for i, j in _assign(weights)) == 4
 
 
 cities = st.sampled_from(["Oslo", "Rome", "Lima"])
