@@ -207,3 +207,33 @@ def test_a_character_cut_anywhere_is_held_back_whole(char):
     assert utf8_whole_prefix(b"a" + encoded) == 1 + len(encoded)
     for k in range(1, len(encoded)):
         assert utf8_whole_prefix(b"a" + encoded[:k]) == 1
+
+
+def test_lines_written_to_a_rotated_file_are_read_before_its_successor(tmp_path):
+    # logrotate renames kern.log and the logger keeps writing to the old file until it reopens: those lines
+    # (an Xid among them) must not be lost when the follower moves on to the new file.
+    path = tmp_path / "kern.log"
+    path.write_text("one\n")
+    tail = LogTail(path, skip_bytes=None)
+    assert tail.read_new().lines == ["one"]
+    with path.open("a") as old:
+        os.rename(path, tmp_path / "kern.log.1")
+        old.write("two: NVRM: Xid (PCI:0000:3b:00): 79, GPU has fallen off the bus.\n")
+    path.write_text("three\n")
+    first = tail.read_new()
+    assert first.lines == ["two: NVRM: Xid (PCI:0000:3b:00): 79, GPU has fallen off the bus."]
+    assert first.reset == "" and first.pending_bytes == len("three\n")  # the new file waits: read again
+    second = tail.read_new()
+    assert second.reset == "replaced" and second.lines == ["three"]
+
+
+def test_a_removed_file_is_followed_again_once_it_reappears(tmp_path):
+    path = tmp_path / "stdout.log"
+    path.write_text("a\n")
+    tail = LogTail(path, skip_bytes=None)
+    assert tail.read_new().lines == ["a"]
+    path.unlink()
+    assert tail.read_new().lines == []
+    path.write_text("b\n")
+    update = tail.read_new()
+    assert update.reset == "replaced" and update.lines == ["b"]

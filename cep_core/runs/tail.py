@@ -6,11 +6,12 @@
 left). A view that only shows the end sets `skip_bytes`: when it falls behind by more (or opens a huge file)
 it jumps to the tail and says how much it skipped; a printer (`skip_bytes=None`) reads everything. A
 truncated file (size below our offset) or a replaced one (new inode) restarts from its beginning, flagged
-as a reset. Standard library only: the console imports it.
+as a reset; a rotated one (renamed away, a new file in its place) is first read to its end, as `tail -F` does. Standard library only: the console imports it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,12 +47,47 @@ class LogTail:
         self.offset = 0
         self.inode: int | None = None
         self._partial = b""
+        self._fd: int | None = None  # held open, so lines written to a file after it is rotated away are read
+        self._successor = False  # the path names a newer file, to follow once ours is read to its end
         if from_end:
             try:
                 st = os.stat(self.path)
                 self.offset, self.inode = st.st_size, st.st_ino
             except OSError:
                 pass
+
+    def _current(self, out: TailUpdate) -> int | None:
+        """The open file to read. When the path names another file (rotated, replaced), the one we hold is
+        read to its end first, as `tail -F` does, then the new one is followed from its start (a reset)."""
+        try:
+            path_inode: int | None = os.stat(self.path).st_ino
+        except OSError:
+            path_inode = None
+        self._successor = self._fd is not None and path_inode not in (None, self.inode)
+        if self._fd is not None and path_inode != self.inode:
+            if path_inode is None or self.offset < os.fstat(self._fd).st_size:
+                return self._fd  # gone with no successor yet, or still holding unread lines
+            self.close()
+            self._successor = False
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.path, os.O_RDONLY)
+            except OSError:
+                return None
+            inode = os.fstat(self._fd).st_ino
+            if self.inode is not None and inode != self.inode:
+                out.reset, self.offset, self._partial = "replaced", 0, b""
+            self.inode = inode
+        return self._fd
+
+    def close(self) -> None:
+        """Let go of the file (a later read_new opens the path again)."""
+        fd, self._fd = getattr(self, "_fd", None), None
+        if fd is not None:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()
 
     def take_partial(self, whole_characters: bool = False) -> str:
         """The unfinished last line so far, handed over: at the end of a follow (the writer is done), or to
@@ -64,30 +100,26 @@ class LogTail:
     def read_new(self) -> TailUpdate:
         """Everything complete since the last call (bounded); never raises for a missing or vanished file."""
         out = TailUpdate()
-        try:
-            fd = os.open(self.path, os.O_RDONLY)
-        except OSError:
+        fd = self._current(out)
+        if fd is None:
             return out
-        try:
-            st = os.fstat(fd)
-            if self.inode is not None and st.st_ino != self.inode:
-                out.reset, self.offset, self._partial = "replaced", 0, b""
-            elif st.st_size < self.offset:
-                out.reset, self.offset, self._partial = "truncated", 0, b""
-            self.inode = st.st_ino
-            behind = st.st_size - self.offset
-            if self.skip_bytes is not None and behind > self.skip_bytes:
-                out.skipped_bytes = behind - self.skip_bytes
-                self.offset = st.st_size - self.skip_bytes
-                self._partial = b""
-                drop_first = True  # we landed mid-line
-            else:
-                drop_first = False
-            data = os.pread(fd, min(st.st_size - self.offset, self.max_read_bytes), self.offset)
-        finally:
-            os.close(fd)
+        st = os.fstat(fd)
+        if st.st_size < self.offset:
+            out.reset, self.offset, self._partial = "truncated", 0, b""
+        behind = st.st_size - self.offset
+        if self.skip_bytes is not None and behind > self.skip_bytes:
+            out.skipped_bytes = behind - self.skip_bytes
+            self.offset = st.st_size - self.skip_bytes
+            self._partial = b""
+            drop_first = True  # we landed mid-line
+        else:
+            drop_first = False
+        data = os.pread(fd, min(st.st_size - self.offset, self.max_read_bytes), self.offset)
         self.offset += len(data)
         out.pending_bytes = max(0, st.st_size - self.offset)
+        if self._successor and not out.pending_bytes:  # ours is done: what waits is the new file's
+            with contextlib.suppress(OSError):
+                out.pending_bytes = os.stat(self.path).st_size
         if not data:
             return out
         data = self._partial + data
