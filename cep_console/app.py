@@ -342,6 +342,8 @@ class CepConsole(App):
                 f"Show {title}", f"Switch to the {title} screen", lambda m=mode: self.action_show_mode(m)
             )
         yield SystemCommand("Help", "Every key and its binding id", self.action_help)
+        from cep_core.tracer.filters import SYNTAX as FILTER_SYNTAX  # light: the traces feed imports it
+
         commands = [
             (
                 "gpus",
@@ -382,7 +384,7 @@ class CepConsole(App):
             ("evals", "compare", "Compare marked evaluations", "Side by side, against both baselines"),
             ("evals", "mark", "Mark an evaluation", "Mark or unmark the selected evaluation for comparing"),
             ("traces", "search", "Search traces", "Full-text search of queries, responses and errors"),
-            ("traces", "filter", "Filter traces", "agent=TYPE/NAME model=M success=yes|no since=2h"),
+            ("traces", "filter", "Filter traces", FILTER_SYNTAX),
             ("traces", "export", "Export traces", "Successful traces of the selected agent as Hermes JSONL"),
             ("traces", "retrain", "Retrain the selected agent", "Export its data and launch a training run"),
             ("traces", "next_page", "Next page of traces", "Older traces (keyset paging)"),

@@ -17,6 +17,7 @@ from cep_console.formatting import as_json, bar, num, pct, when
 from cep_console.messages import ActionDone
 from cep_console.screens.base import ModeScreen, mode_footer
 from cep_console.traces_feed import TraceQuery, TracesFeed
+from cep_core.tracer.filters import SYNTAX as FILTER_SYNTAX
 
 
 def agent_cells(group: Any, progress: Any) -> list[Any]:
@@ -95,7 +96,7 @@ class TracesScreen(ModeScreen):
             "filter",
             "Filter",
             id="traces.filter",
-            tooltip="Filter: agent=TYPE/NAME model=M success=yes|no since=2h",
+            tooltip=f"Filter: {FILTER_SYNTAX}",
         ),
         Binding(
             "x",
@@ -267,9 +268,7 @@ class TracesScreen(ModeScreen):
         )
 
     def action_filter(self) -> None:
-        self._open_input(
-            "filter", "agent=TYPE/NAME model=M success=yes|no since=2h|2026-05-01; empty clears", ""
-        )
+        self._open_input("filter", f"{FILTER_SYNTAX}; empty clears", "")
 
     @on(Input.Submitted, "#trace-input")
     def _submitted(self, event: Input.Submitted) -> None:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from cep_core.tracer.store import TraceStore
 
 FILTER_KEYS = ("agent", "model", "success", "since")
+SYNTAX = "agent=TYPE/NAME model=M success=yes|no since=2h|2026-05-01"  # the terms, as help text shows them
 _YES = ("yes", "true", "1")
 _NO = ("no", "false", "0")
 
