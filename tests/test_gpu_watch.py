@@ -233,3 +233,23 @@ def test_gather_events_reads_the_readers_it_is_given_and_stores_what_they_hold(t
     assert [e.xid for e in events] == [13]
     assert [e.xid for e in recent_events(open_store(tmp_path / "home"))] == [13]
     assert gather_events(home=tmp_path / "home", read_kernel_log=False, readers=[]) == events
+
+
+def test_the_journal_history_is_a_bounded_read(tmp_path):
+    """journalctl is asked for the newest entries only (a host with years of journal is not read whole), and
+    what it gives back is parsed for Xids."""
+    from cep_core.gpu.sources import JOURNAL_ENTRIES, read_kernel_history
+
+    argv_file = tmp_path / "argv"
+    fake = tmp_path / "journalctl"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {argv_file}\n'
+        'printf \'%s\\n\' \'{"__REALTIME_TIMESTAMP":"1761387072000000","MESSAGE":"NVRM: Xid '
+        "(PCI:0000:18:00): 79, pid=41230, name=python, GPU has fallen off the bus.\"}'\n"
+    )
+    fake.chmod(0o755)
+    events, _attempts = read_kernel_history([JournalReader(str(fake))], window_s=10**10)
+    assert [e.xid for e in events] == [79]
+    history_call = argv_file.read_text().splitlines()[-1].split()
+    assert history_call[history_call.index("-n") + 1] == str(JOURNAL_ENTRIES)

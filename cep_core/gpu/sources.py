@@ -129,6 +129,9 @@ def _dmesg_restrict_note() -> str:
     return f"{who}; kernel.dmesg_restrict={value}"
 
 
+JOURNAL_ENTRIES = 50_000  # journal entries read at most at once (JSON, ~1 KiB each)
+
+
 class JournalReader:
     """`journalctl -k` in JSON (exact timestamps); `-f` to follow."""
 
@@ -155,9 +158,13 @@ class JournalReader:
             return f"no kernel messages ({why})"
         return None
 
-    def read_available(self, since_ts: float | None = None) -> list[str]:
+    def read_available(self, since_ts: float | None = None, max_entries: int = JOURNAL_ENTRIES) -> list[str]:
+        """The kernel's journal entries (since `since_ts`), the newest `max_entries` at most: journalctl picks
+        them, so a host with years of journal costs a bounded read, as kern.log's does."""
         extra = ["--since", f"@{int(since_ts)}"] if since_ts else []
-        proc = subprocess.run(self._cmd(*extra), capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            self._cmd(*extra, "-n", str(max_entries)), capture_output=True, text=True, timeout=60
+        )
         return proc.stdout.splitlines()
 
     def follow(self, stop: threading.Event, from_start: bool = False) -> Iterator[str]:
