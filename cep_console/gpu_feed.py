@@ -7,6 +7,7 @@ Every NVML call goes through cep_core's Sampler, which turns NVML trouble into d
 from __future__ import annotations
 
 import collections
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,15 +122,37 @@ class GpuFeed:
         self.sampler.close()
 
     def _gather_events(self) -> list[XidEvent]:
-        """Replays bring their recorded kernel log; the real host: cep.db plus the readable kernel log
-        (cep_core's gather_events), at most every `events_every_s`; an unreadable log becomes a note."""
-        from cep_core.gpu.watch import gather_events
+        """Replays bring their recorded kernel log; the real host: the readable kernel log (probed once, an
+        unreadable one becomes a note) remembered in cep.db, at most every `events_every_s`."""
+        from cep_core.gpu.watch import gather_events, remember_events
 
         if self.is_replay:
             return gather_events(source=self.source)
         now = time.monotonic()
         if self._events_at and now - self._events_at < self.events_every_s:
             return self._events
+        self._events_at = now
+        live: list[XidEvent] = []
+        if self.read_kernel_log:
+            from cep_core.gpu.sources import default_log_readers, first_readable, read_history_of
+
+            reader, attempts = first_readable(
+                self.readers if self.readers is not None else default_log_readers()
+            )
+            self.kernel_log_note = (
+                ""
+                if reader is not None
+                else "kernel log unreadable ("
+                + "; ".join(f"{a.name}: {a.reason}" for a in attempts)
+                + ") — Xids come from NVML events and cep.db only"
+            )
+            if reader is not None:
+                try:
+                    live = read_history_of(reader)
+                except (OSError, subprocess.SubprocessError) as exc:  # cep.db's events still count
+                    self.kernel_log_note = f"kernel log read failed ({reader.name}: {exc})"
+        self._events = remember_events(live, self.home)
+        return self._events
         self._events_at = now
         readable = False
         if self.read_kernel_log:

@@ -286,15 +286,21 @@ def read_kernel_history(
     if reader is None:
         return [], attempts
     try:
-        if isinstance(reader, JournalReader):
-            lines = reader.read_available(since_ts=time.time() - window_s)
-        else:
-            lines = reader.read_available()
+        return read_history_of(reader, window_s), attempts
     except (OSError, subprocess.SubprocessError) as exc:
         return [], [*attempts[:-1], SourceAttempt(reader.name, False, f"read failed: {exc}")]
+
+
+def read_history_of(reader: Any, window_s: float = 86400.0) -> list[XidEvent]:
+    """The Xid events one source that probed readable holds now (the journal: the last `window_s` of it).
+    Raises OSError or SubprocessError when the read fails."""
+    if isinstance(reader, JournalReader):
+        lines = reader.read_available(since_ts=time.time() - window_s)
+    else:
+        lines = reader.read_available()
     parser = KernelLogParser(boot_time=boot_time(), source=reader.name)
     events: list[XidEvent] = []
     for chunk in lines:
         for line in chunk.splitlines():
             events.extend(parser.feed(line))
-    return events, attempts
+    return events

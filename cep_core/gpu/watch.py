@@ -264,15 +264,21 @@ def gather_events(
     if source is not None and hasattr(source, "kernel_log_lines"):
         parser = KernelLogParser(source="replay")
         return [ev for line in source.kernel_log_lines() for ev in parser.feed(line)]
+    live = read_kernel_history(readers, window_s=window_s)[0] if read_kernel_log else []
+    return remember_events(live, home, window_s)
+
+
+def remember_events(
+    live: list[XidEvent], home: str | Path | None = None, window_s: float = 86400.0
+) -> list[XidEvent]:
+    """Store what was just read from the kernel log in cep.db and return the window's events from there (a
+    past Xid still counts after the log rotates); with no usable cep.db, judge on what the log says now."""
     from cep_core.gpu.store import open_store, recent_events, record_events
     from cep_core.store.state import StateDbError
 
-    live: list[XidEvent] = []
-    if read_kernel_log:
-        live, _ = read_kernel_history(readers, window_s=window_s)
     try:
         db = open_store(home)
         record_events(db, live)
         return recent_events(db, since_ts=time.time() - window_s)
-    except (sqlite3.Error, OSError, StateDbError):  # no history here: judge on what the log says now
+    except (sqlite3.Error, OSError, StateDbError):
         return live
