@@ -226,12 +226,7 @@ class FileFollower:
         at most `max_read_bytes`."""
         self.path.open("rb").close()  # unreadable now: raise, so read_kernel_history says why
         tail = LogTail(self.path, skip_bytes=max_bytes, max_read_bytes=self.max_read_bytes)
-        lines: list[str] = []
-        while True:
-            update = tail.read_new()
-            lines += update.lines
-            if not update.pending_bytes:
-                break
+        lines = tail.read_all_new()
         rest = tail.take_partial()
         return [*lines, rest] if rest else lines
 

@@ -188,9 +188,4 @@ class ProgressTail:
         )
 
     def read_new(self) -> list[dict[str, Any]]:
-        events: list[dict[str, Any]] = []
-        while True:
-            update = self._tail.read_new()
-            events += [e for line in update.lines if (e := event_of(line)) is not None]
-            if not update.pending_bytes:
-                return events
+        return [e for line in self._tail.read_all_new() if (e := event_of(line)) is not None]
