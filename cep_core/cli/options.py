@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any
 
 from rich.console import Console
 
-from cep_core.formats.jsonish import finite
+from cep_core.formats.jsonish import strict_json
 
 
 def stdout_console() -> Console:
@@ -24,9 +23,7 @@ def stderr_console() -> Console:
 def print_json(obj: Any) -> None:
     """Machine output: plain, strict JSON on stdout, no colour. A non-finite number (an infinity stored by an
     older version, a NaN from a division) is null: `Infinity` and `NaN` are not JSON and break its readers."""
-    sys.stdout.write(
-        json.dumps(finite(obj), indent=2, ensure_ascii=False, default=str, allow_nan=False) + "\n"
-    )
+    sys.stdout.write(strict_json(obj, indent=2) + "\n")
 
 
 HOME_HELP = "state directory (default: $CEP_HOME, else ~/.local/share/cep)"

@@ -124,3 +124,9 @@ def finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [finite(v) for v in value]
     return value
+
+
+def strict_json(obj: Any, *, indent: int | None = None) -> str:
+    """The one way the product writes JSON (files, progress lines, `--json` output): non-finite numbers as null
+    (`finite`), text kept as UTF-8, and what JSON has no type for (a Path, a datetime) as its str()."""
+    return json.dumps(finite(obj), indent=indent, ensure_ascii=False, default=str, allow_nan=False)

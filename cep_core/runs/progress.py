@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from cep_core.formats.jsonish import finite
+from cep_core.formats.jsonish import finite, strict_json
 from cep_core.runs.layout import PROGRESS
 from cep_core.runs.tail import READ_BYTES, LogTail
 from cep_core.store.private import open_private, private_dir
@@ -94,7 +94,7 @@ class ProgressWriter:
         if event == "error" and fields.get("kind") not in ERROR_KINDS:
             fields["kind"] = "unknown"
         record = {"ts": round(time.time(), 3), "event": event, **fields}
-        line = json.dumps(finite(record), ensure_ascii=False, default=str, allow_nan=False) + "\n"
+        line = strict_json(record) + "\n"
         # One write call on an O_APPEND descriptor: a reader never sees half of a line from us unless we die
         # mid-write, and a reader skips such a line.
         fd = open_private(self.path)

@@ -133,7 +133,6 @@ class LogTail:
         out.lines = [p.decode("utf-8", "replace").rstrip("\r") for p in pieces]
         return out
 
-
     def read_all_new(self) -> list[str]:
         """read_new until nothing is pending: every complete line there is now, still read in bounded chunks
         (a one-shot reader; a view that must stay responsive calls read_new per tick instead)."""
@@ -143,6 +142,7 @@ class LogTail:
             lines += update.lines
             if not update.pending_bytes:
                 return lines
+
 
 def utf8_whole_prefix(data: bytes) -> int:
     """The length of `data` without a UTF-8 character cut short at its end (invalid bytes count as whole)."""

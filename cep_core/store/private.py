@@ -14,14 +14,13 @@ never sees half a file, and a failure midway leaves the old content and no tempo
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from cep_core.formats.jsonish import finite
+from cep_core.formats.jsonish import strict_json
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -91,22 +90,16 @@ def write_private(path: str | Path, data: str | bytes, *, encoding: str = "utf-8
     return Path(path)
 
 
-def json_text(obj: Any, *, indent: int | None = None) -> str:
-    """Strict JSON: a NaN or an infinity is null (Python writes `NaN`, which other readers reject); text is
-    kept as UTF-8; what JSON has no type for (a Path, a datetime) is its str()."""
-    return json.dumps(finite(obj), indent=indent, ensure_ascii=False, default=str, allow_nan=False)
-
-
 def write_json(path: str | Path, obj: Any, *, indent: int | None = 2) -> Path:
     """`obj` as one strict JSON document, atomically, mode 0600 (serialised first: a failure writes nothing)."""
-    return write_private(path, json_text(obj, indent=indent) + "\n")
+    return write_private(path, strict_json(obj, indent=indent) + "\n")
 
 
 def write_jsonl(path: str | Path, rows: Iterable[Any]) -> Path:
     """One strict JSON object a line, atomically, mode 0600 (`rows` may be a generator: it is streamed)."""
     with atomic_file(path) as handle:
         for row in rows:
-            handle.write(json_text(row) + "\n")
+            handle.write(strict_json(row) + "\n")
     return Path(path)
 
 

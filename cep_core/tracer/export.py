@@ -20,10 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cep_core.formats.jsonish import strict_json
 from cep_core.formats.taxonomy import ErrorCategory
 from cep_core.formats.toolcalls import parse_tool_calls, render_target
 from cep_core.prompts.toolprompt import render_tools_prompt
-from cep_core.store.private import atomic_file, json_text, private_dir, write_json
+from cep_core.store.private import atomic_file, private_dir, write_json
 from cep_core.store.state import resolve_home
 from cep_core.tracer.capture import WARNINGS_KEY, assistant_text
 from cep_core.tracer.query import TraceFilter
@@ -206,7 +207,7 @@ def export_dataset(
                     "source": "trace",
                     "content_hash": digest,
                 }
-                line = json_text(record_line) + "\n"
+                line = strict_json(record_line) + "\n"
                 if in_holdout(digest, holdout_fraction):
                     hold_f.write(line)
                     result.holdout += 1

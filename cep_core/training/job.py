@@ -78,7 +78,7 @@ def _train(paths: RunPaths, writer: ProgressWriter, stop: StopFlag) -> int:
     base = _load_base_and_data(config, paths, prepared, writer)
     setup = _make_trainer(config, paths, base, writer, stop)
     meta = _metadata(config, paths, prepared, base, setup, started)
-    _write_metadata(paths, meta)
+    write_json(paths.metadata, meta)
     if stop.requested:  # signalled while preparing: nothing trained in this session
         step = setup.resumed_from or 0
         writer.emit("end", status="stopped", step=step)
@@ -307,21 +307,17 @@ def _train_and_finish(
     )
     if stop.requested and step < trainer.state.max_steps:
         meta["status"] = "stopped"
-        _write_metadata(paths, meta)
+        write_json(paths.metadata, meta)
         writer.emit("end", status="stopped", step=step)
         print(f"stopped by {stop.signal_name} at step {step}; checkpoint saved", flush=True)
         return EXIT_STOPPED
     setup.model.save_pretrained(str(paths.adapter))
     base.tokenizer.save_pretrained(str(paths.adapter))
     meta["status"] = "completed"
-    _write_metadata(paths, meta)
+    write_json(paths.metadata, meta)
     writer.emit("end", status="completed", step=step)
     print(f"completed {step} steps; adapter in {paths.adapter}", flush=True)
     return EXIT_COMPLETED
-
-
-def _write_metadata(paths: RunPaths, meta: dict[str, Any]) -> None:
-    write_json(paths.metadata, meta)
 
 
 def main(argv: list[str] | None = None) -> int:
