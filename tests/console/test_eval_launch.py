@@ -157,7 +157,12 @@ async def test_v_on_a_trained_run_evaluates_its_adapter_and_evals_shows_the_resu
         await wait_for(pilot, lambda: _evals(app).row_count == 1, what="listed while it runs")
         await wait_for(
             pilot,
-            lambda: "tiny-lora" in screen_text(app) and "running" not in screen_text(app).split("Worst")[0],
+            # The data first, then the screen: a frame caught mid-refresh can lack the row's state word.
+            lambda: (
+                all(r.state != "running" for r in app.screen.rows.values())
+                and "tiny-lora" in screen_text(app)
+                and "running" not in screen_text(app).split("Worst")[0]
+            ),
             timeout=240,
             what="the evaluation's end, shown without leaving the screen",
         )
